@@ -1,0 +1,231 @@
+"""Run configuration: YAML in, validated pydantic models out.
+
+Every model forbids unknown keys, so a typo fails loudly with the key named. Paths in a config
+file are relative to that file's folder (data) or to the working directory (``output_dir``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geo_risk_errors import ConfigError
+
+DEFAULT_CONFIG = "configs/guadeloupe-demo.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RasterLayer(_Strict):
+    """A raster resampled onto the reference grid."""
+
+    path: Path
+    resampling: Literal["nearest", "bilinear", "cubic", "average", "mode"] = "bilinear"
+
+
+class GridConfig(_Strict):
+    """The reference grid: every layer is aligned on the grid of this raster."""
+
+    reference: Path
+
+
+class ZonesConfig(_Strict):
+    """Community zones. ``polygons``: a territory layer; ``voronoi_points``: catchments of points."""
+
+    source: Literal["polygons", "voronoi_points"]
+    path: Path
+    name_field: str = "name"
+    note: str = ""
+
+
+class LayersConfig(_Strict):
+    """Input layers. ``forest_change`` holds per-pixel forest-change codes (see ``periods``)."""
+
+    forest_change: Path
+    rasters: dict[str, RasterLayer] = Field(default_factory=dict)
+    distance_to: dict[str, Path] = Field(default_factory=dict)
+    eco_weight: RasterLayer
+    outline: Path | None = None
+    zones: ZonesConfig | None = None
+
+
+class PeriodConfig(_Strict):
+    """One transition t0→t1 read from forest-change codes."""
+
+    start_year: int
+    end_year: int
+    forest_codes: list[int]
+    past_loss_codes: list[int]
+    loss_codes: list[int]
+
+    @model_validator(mode="after")
+    def _loss_is_forest(self) -> PeriodConfig:
+        if self.end_year <= self.start_year:
+            raise ValueError(f"end_year {self.end_year} must be after start_year {self.start_year}")
+        if not set(self.loss_codes) <= set(self.forest_codes):
+            raise ValueError("loss_codes must be a subset of forest_codes (lost pixels were forest at start)")
+        return self
+
+
+class PeriodsConfig(_Strict):
+    train: PeriodConfig
+    forecast: PeriodConfig
+
+
+class ChipsConfig(_Strict):
+    size_px: int = Field(128, ge=32)
+    stride_px: int = Field(64, ge=8)
+    min_valid_fraction: float = Field(0.05, ge=0, le=1)
+    block_size_px: int = Field(512, ge=32)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    buffer_px: int = Field(64, ge=0)
+    max_chips: int | None = Field(None, ge=2)
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    arch: Literal["Unet"] = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+
+
+class LossConfig(_Strict):
+    lambda_eco: float = Field(1.0, ge=0)
+    lambda_fair: float = Field(1.0, ge=0)
+    min_zone_pixels: int = Field(50, ge=1)
+    fairness: Literal["variance", "range", "fnr_parity"] = "variance"
+    eco_form: Literal["log", "linear"] = "log"
+    pos_weight: float | None = Field(None, gt=0)
+    focal_gamma: float | None = Field(None, ge=0)
+    ema_momentum: float | None = Field(None, gt=0, lt=1)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    num_threads: int | None = Field(None, ge=1)
+    seed: int = 0
+    calibrate: bool = True
+
+
+class PredictConfig(_Strict):
+    window_px: int = Field(256, ge=32)
+    overlap_px: int = Field(64, ge=0)
+    batch_size: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap(self) -> PredictConfig:
+        if self.overlap_px >= self.window_px:
+            raise ValueError("overlap_px must be smaller than window_px")
+        return self
+
+
+class DecisionConfig(_Strict):
+    """Cost matrix ``cost[a][s]``: cost of action a when the true state is s."""
+
+    actions: list[str] = ["none", "patrol"]
+    states: list[str] = ["stays_forest", "lost"]
+    cost: list[list[float]] = [[0.0, 100.0], [10.0, 10.0]]
+
+    @model_validator(mode="after")
+    def _shape(self) -> DecisionConfig:
+        if self.states != ["stays_forest", "lost"]:
+            raise ValueError("states must be ['stays_forest', 'lost'] (the two states the model predicts)")
+        if len(self.actions) < 2 or len(self.actions) > 254:
+            raise ValueError("give between 2 and 254 actions")
+        if len(self.cost) != len(self.actions) or any(len(r) != len(self.states) for r in self.cost):
+            raise ValueError(
+                f"cost must be a {len(self.actions)}×{len(self.states)} matrix (one row per action, "
+                "one column per state)"
+            )
+        return self
+
+
+class MapConfig(_Strict):
+    max_size_px: int = Field(1600, ge=64)
+
+
+class RunConfig(_Strict):
+    name: str
+    data_dir: Path
+    output_dir: Path
+    grid: GridConfig
+    layers: LayersConfig
+    periods: PeriodsConfig
+    chips: ChipsConfig = ChipsConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    predict: PredictConfig = PredictConfig()
+    decision: DecisionConfig = DecisionConfig()
+    map: MapConfig = MapConfig()
+    attribution: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError("name must be a non-empty folder-safe string")
+        return v
+
+    def data_path(self, path: Path) -> Path:
+        """Resolve a data path given in the config against ``data_dir``."""
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key — check its spelling against configs/guadeloupe-demo.yaml")
+        elif e["type"] == "missing":
+            lines.append(f"  {where}: required key is missing")
+        else:
+            lines.append(f"  {where}: {e['msg']}")
+    return f"invalid config {path}:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+    """Read and validate a YAML run config; relative data paths resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found — pass the path of a YAML config (e.g. {DEFAULT_CONFIG})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys at its top level")
+    raw = _merge(raw, overrides or {})
+    data_dir = Path(raw.get("data_dir", "."))
+    raw["data_dir"] = data_dir if data_dir.is_absolute() else (path.parent / data_dir).resolve()
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(path, e)) from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML (paths as strings), for the run folder and checkpoints."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,78 @@
+"""Stage 1 — tile: the config's layers → aligned stack, zones and chip store in ``<run>/tiles``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from geo_risk.config import RunConfig
+from geo_risk.paths import RunPaths
+from tiles import PeriodCodes, StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
+from tiles.store import atomic_dir  # noqa: F401  (re-exported for stages writing folders)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TileResult:
+    stack: Path
+    chips: Path
+    zones: Path | None
+    num_train: int
+    num_val: int
+    num_buffer: int
+    bands: list[str]
+
+
+def stack_spec(cfg: RunConfig) -> StackSpec:
+    """Translate the app config into the plain spec ``tiles`` works from."""
+    p = cfg.data_path
+    periods = [
+        PeriodCodes(name, per.start_year, per.end_year, per.forest_codes, per.past_loss_codes, per.loss_codes)
+        for name, per in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast))
+    ]
+    layers = cfg.layers
+    return StackSpec(
+        reference=p(cfg.grid.reference),
+        forest_change=p(layers.forest_change),
+        periods=periods,
+        eco_weight=(p(layers.eco_weight.path), layers.eco_weight.resampling),
+        rasters={n: (p(r.path), r.resampling) for n, r in layers.rasters.items()},
+        distance_to={n: p(v) for n, v in layers.distance_to.items()},
+        outline=p(layers.outline) if layers.outline else None,
+        zones=(layers.zones.source, p(layers.zones.path), layers.zones.name_field) if layers.zones else None,
+    )
+
+
+def run_tile(cfg: RunConfig) -> TileResult:
+    """Build and write the stack, the zone polygons and the chip store of the training period."""
+    paths = RunPaths(cfg.run_dir)
+    t0 = time.perf_counter()
+    ds, zones = build_stack(stack_spec(cfg))
+    log.info("tile: stack of %d bands × 2 periods on a %d×%d grid; computing…",
+             ds.sizes["band"], ds.sizes["y"], ds.sizes["x"])
+    write_stack(ds, paths.stack)
+    if zones is not None:
+        with atomic_dir(paths.zones_dir) as tmp:
+            zones.to_file(tmp / paths.zones.name, driver="GPKG")
+    stack = open_store(paths.stack, "layer stack")
+    c = cfg.chips
+    index = chip_index(stack, "train", c.size_px, c.stride_px, c.min_valid_fraction, c.block_size_px,
+                       c.val_fraction, c.buffer_px, c.seed, c.max_chips)
+    counts = index.split.value_counts()
+    if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
+        from geo_risk_errors import ChipStoreError
+
+        raise ChipStoreError(
+            f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation chips "
+            "— lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
+        )
+    write_chip_store(stack, "train", index, paths.chips)
+    log.info("tile: %d train, %d val chips (%d dropped in buffers) of %d px in %.1f s → %s",
+             counts.get("train", 0), counts.get("val", 0), counts.get("buffer", 0), c.size_px,
+             time.perf_counter() - t0, paths.tiles)
+    return TileResult(paths.stack, paths.chips, paths.zones if zones is not None else None,
+                      int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)),
+                      list(stack.band.values))

@@ -1,0 +1,107 @@
+"""Chip windows, filters, a spatially blocked split and per-band normalisation statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: bands whose values are standardised after log1p (long-tailed distances in metres)
+LOG_BANDS_SUFFIX = "_m"
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    """Window starts covering [0, length) with windows fully inside; the last one flush with the end."""
+    if length < size:
+        return []
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+def chip_windows(height: int, width: int, size: int, stride: int) -> Iterator[tuple[int, int]]:
+    """Top-left (row, col) of every ``size``×``size`` window on a ``height``×``width`` grid."""
+    for r in _starts(height, size, stride):
+        for c in _starts(width, size, stride):
+            yield r, c
+
+
+def window_fractions(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Fraction of set pixels of ``mask`` in each window (summed-area table, O(1) per window)."""
+    sat = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    sat[1:, 1:] = np.asarray(mask, dtype=np.int64).cumsum(0).cumsum(1)
+    r1, c1 = rows + size, cols + size
+    total = sat[r1, c1] - sat[rows, c1] - sat[r1, cols] + sat[rows, cols]
+    return total / float(size * size)
+
+
+def blocked_split(
+    rows: np.ndarray, cols: np.ndarray, size: int, block_size_px: int, val_fraction: float,
+    buffer_px: int, seed: int,
+) -> np.ndarray:
+    """Assign chips to 'train' / 'val' by spatial block, dropping train chips near val chips.
+
+    A chip belongs to the block holding its centre. Blocks are drawn in a seeded random order into
+    validation until ``val_fraction`` of the chips are there. Train chips whose window comes closer
+    than ``buffer_px`` to a validation window are marked 'buffer' (neighbouring pixels leak).
+    """
+    n = len(rows)
+    split = np.full(n, "train", dtype=object)
+    if n < 2:
+        return split
+    block = (rows + size // 2) // block_size_px * 100_000 + (cols + size // 2) // block_size_px
+    uniq = np.unique(block)
+    order = np.random.default_rng(seed).permutation(uniq)
+    taken = 0
+    for b in order:
+        if taken >= val_fraction * n:
+            break
+        sel = block == b
+        if taken + sel.sum() >= n:  # never put everything in validation
+            continue
+        split[sel] = "val"
+        taken += sel.sum()
+    val = split == "val"
+    if val.any() and buffer_px >= 0:
+        dr = np.abs(rows[:, None] - rows[None, val]) - size
+        dc = np.abs(cols[:, None] - cols[None, val]) - size
+        gap = np.hypot(np.maximum(dr, 0), np.maximum(dc, 0))
+        near = (gap < buffer_px) | ((dr < 0) & (dc < 0))
+        split[(~val) & near.any(axis=1)] = "buffer"
+    return split
+
+
+def band_transform(band: str) -> str:
+    """'log1p' for distance bands (names ending in '_m'), else 'none'."""
+    return "log1p" if band.endswith(LOG_BANDS_SUFFIX) else "none"
+
+
+def band_stats(images: np.ndarray, valid: np.ndarray, bands: list[str]) -> dict[str, dict]:
+    """Mean and std per band over valid pixels, after each band's transform.
+
+    ``images`` (N, C, H, W), ``valid`` (N, H, W). A constant band gets std 1.
+    """
+    m = np.asarray(valid, dtype=bool)
+    stats = {}
+    for i, band in enumerate(bands):
+        v = images[:, i][m].astype(np.float64)
+        kind = band_transform(band)
+        if kind == "log1p":
+            v = np.log1p(np.maximum(v, 0))
+        mean = float(v.mean()) if v.size else 0.0
+        std = float(v.std()) if v.size else 1.0
+        stats[band] = {"transform": kind, "mean": mean, "std": std if std > 1e-6 else 1.0}
+    return stats
+
+
+def normalise(images: np.ndarray, bands: list[str], stats: dict[str, dict]) -> np.ndarray:
+    """Apply :func:`band_stats` to (…, C, H, W) images; NaN becomes 0 (the mean)."""
+    out = np.empty(images.shape, dtype=np.float32)
+    for i, band in enumerate(bands):
+        s = stats[band]
+        v = images[..., i, :, :]
+        if s["transform"] == "log1p":
+            v = np.log1p(np.maximum(v, 0))
+        out[..., i, :, :] = (v - s["mean"]) / s["std"]
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,0 +1,119 @@
+"""The reference grid and lazy resampling of rasters onto it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError, NoOverlapError
+
+CHUNK_PX = 1024
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: CRS, affine transform and shape (rasterio conventions)."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def resolution_m(self) -> float:
+        return abs(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return left, bottom, right, top
+
+    @property
+    def pixel_area_ha(self) -> float:
+        return abs(self.transform.a * self.transform.e) / 10_000.0
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """Pixel-centre coordinates, as rioxarray names them."""
+        x = self.transform.c + (np.arange(self.width) + 0.5) * self.transform.a
+        y = self.transform.f + (np.arange(self.height) + 0.5) * self.transform.e
+        return {"y": y, "x": x}
+
+
+def open_checked(path: Path, layer: str) -> rasterio.DatasetReader:
+    """Open a raster, raising a clear error when it is missing, unreadable or has no CRS."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"layer '{layer}': file {path} not found — fix the path in the config")
+    try:
+        src = rasterio.open(path)
+    except rasterio.RasterioIOError as e:
+        raise InputDataError(f"layer '{layer}': {path} is not a readable raster ({e})") from e
+    if src.crs is None:
+        src.close()
+        raise CRSMissingError(
+            f"layer '{layer}': {path} has no CRS — assign one, e.g. "
+            f"`gdal_edit.py -a_srs EPSG:XXXX {path}`"
+        )
+    return src
+
+
+def grid_from_raster(path: Path, layer: str = "grid.reference") -> Grid:
+    """The grid of a reference raster."""
+    with open_checked(path, layer) as src:
+        if src.transform.b != 0 or src.transform.d != 0:
+            raise InputDataError(f"layer '{layer}': {path} is rotated; warp it north-up with gdalwarp first")
+        return Grid(src.crs, src.transform, src.width, src.height)
+
+
+def check_overlap(layer_bounds: tuple, layer_crs: CRS, grid: Grid, layer: str, path: Path) -> None:
+    """Raise NoOverlapError when a layer's footprint misses the grid."""
+    left, bottom, right, top = transform_bounds(layer_crs, grid.crs, *layer_bounds, densify_pts=21)
+    gl, gb, gr, gt = grid.bounds
+    if left >= gr or right <= gl or bottom >= gt or top <= gb:
+        raise NoOverlapError(
+            f"layer '{layer}': {path} (bounds {tuple(round(v) for v in (left, bottom, right, top))} in "
+            f"{grid.crs}) does not overlap the reference grid {tuple(round(v) for v in grid.bounds)} — "
+            "check its CRS and that it covers the region"
+        )
+
+
+def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest") -> xr.DataArray:
+    """Lazily warp band 1 of a raster onto the grid (WarpedVRT + dask); nodata becomes NaN.
+
+    Float32 result, dims ``(y, x)``, the raster's nodata value masked.
+    """
+    with open_checked(path, layer) as src:
+        check_overlap(src.bounds, src.crs, grid, layer, path)
+    vrt_opts = dict(
+        crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+        resampling=Resampling[resampling],
+    )
+
+    def load_block(block_info=None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+        with rasterio.open(path) as src:
+            nodata_opts = {"nodata": src.nodata} if src.nodata is not None else {"add_alpha": True}
+            with WarpedVRT(src, **nodata_opts, **vrt_opts) as vrt:
+                data = vrt.read(1, window=window).astype("float32")
+                data[vrt.read_masks(1, window=window) == 0] = np.nan
+        return data
+
+    arr = da.map_blocks(load_block, chunks=da.core.normalize_chunks(CHUNK_PX, grid.shape), dtype="float32")
+    return xr.DataArray(arr, dims=("y", "x"), coords=grid.coords(), name=layer)

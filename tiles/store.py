@@ -1,0 +1,137 @@
+"""On-disk stores: the layer stack and the chip store (Zarr) with its chip index (GeoParquet).
+
+Every store is written into a temporary folder beside its target and renamed into place, so a
+failed run never leaves half a store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import dask
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import shapely
+import xarray as xr
+from dask.diagnostics import ProgressBar
+
+from geo_risk_errors import ChipStoreError
+from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def atomic_dir(target: Path):
+    """Yield a temporary folder that replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_stack(ds: xr.Dataset, path: Path, progress: bool = True) -> None:
+    """Compute the lazy stack and write it as Zarr (one chunk per 1024² block)."""
+    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"):
+        if progress:
+            with ProgressBar(minimum=1.0):
+                ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        else:
+            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+
+
+def open_store(path: Path, what: str) -> xr.Dataset:
+    """Open a Zarr store written by this module, or say which stage makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise ChipStoreError(f"{what} {path} not found — run `geo-risk tile CONFIG` first")
+    try:
+        return xr.open_zarr(path, consolidated=True, decode_coords="all")
+    except Exception as e:
+        raise ChipStoreError(f"{what} {path} is unreadable ({e}) — delete it and run `geo-risk tile` again") from e
+
+
+def chip_index(
+    stack: xr.Dataset, period: str, size: int, stride: int, min_valid_fraction: float,
+    block_size_px: int, val_fraction: float, buffer_px: int, seed: int, max_chips: int | None = None,
+) -> gpd.GeoDataFrame:
+    """Chip windows of one period with enough valid pixels, split by spatial blocks."""
+    valid = stack["valid"].sel(period=period).values
+    label = stack["label"].sel(period=period).values & valid
+    h, w = valid.shape
+    rc = np.array(list(chip_windows(h, w, size, stride)), dtype=np.int64).reshape(-1, 2)
+    rows, cols = rc[:, 0], rc[:, 1]
+    vfrac = window_fractions(valid, rows, cols, size)
+    keep = vfrac >= min_valid_fraction
+    rows, cols, vfrac = rows[keep], cols[keep], vfrac[keep]
+    if max_chips is not None and len(rows) > max_chips:
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_chips, replace=False))
+        rows, cols, vfrac = rows[pick], cols[pick], vfrac[pick]
+    if len(rows) < 2:
+        raise ChipStoreError(
+            f"only {len(rows)} chip(s) of {size} px have ≥ {min_valid_fraction:.0%} valid pixels in period "
+            f"'{period}' — lower chips.min_valid_fraction or chips.size_px"
+        )
+    pfrac = window_fractions(label, rows, cols, size)
+    split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed)
+    t = stack.rio.transform()
+    x0, y0 = t * (cols, rows)
+    x1, y1 = t * (cols + size, rows + size)
+    return gpd.GeoDataFrame(
+        {"row_px": rows, "col_px": cols, "split": split.astype(str), "valid_fraction": vfrac,
+         "positive_fraction": pfrac},
+        geometry=shapely.box(x0, y1, x1, y0), crs=stack.rio.crs,
+    )
+
+
+def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path) -> dict:
+    """Cut the chips of ``index`` (train/val only) out of ``stack`` into a Zarr store.
+
+    The store carries its band list and per-band normalisation statistics (train chips only).
+    Returns those statistics.
+    """
+    index = index[index.split.isin(["train", "val"])].reset_index(drop=True)
+    size = int(index.geometry.iloc[0].bounds[2] - index.geometry.iloc[0].bounds[0]) // int(
+        abs(stack.rio.transform().a))
+    sel = stack.sel(period=period)
+    windows = list(zip(index.row_px, index.col_px))
+
+    def cut(arr: da.Array) -> da.Array:
+        return da.stack([arr[..., r:r + size, c:c + size] for r, c in windows]).rechunk(
+            (1,) + (-1,) * (arr.ndim))
+
+    feats = cut(sel["features"].data)
+    valid = cut(sel["valid"].data)
+    train = np.asarray(index.split == "train")
+    with dask.config.set(scheduler="threads"):
+        stats = band_stats(feats[train].compute(), valid[train].compute(), list(stack.band.values))
+    chips = xr.Dataset(
+        {
+            "image": (("chip", "band", "y", "x"), feats),
+            "label": (("chip", "y", "x"), cut(sel["label"].data)),
+            "valid": (("chip", "y", "x"), valid),
+            "eco": (("chip", "y", "x"), cut(sel["eco"].data)),
+            "zone": (("chip", "y", "x"), cut(sel["zone"].data)),
+            "split": (("chip",), index.split.to_numpy().astype(str)),
+        },
+        coords={"band": stack.band.values, "chip": np.arange(len(index))},
+        attrs={"period": period, "chip_size_px": size, "band_stats": stats,
+               "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs)},
+    )
+    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), ProgressBar(minimum=1.0):
+        chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        index.to_parquet(tmp / "index.parquet")
+    return stats

@@ -1,0 +1,79 @@
+"""Vector layers: checked reading, rasterisation and zones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from rasterio.features import rasterize
+
+from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError
+from tiles.grid import Grid, check_overlap
+
+
+def read_vector(path: Path, grid: Grid, layer: str) -> gpd.GeoDataFrame:
+    """Read a vector file in the grid's CRS; clear errors for missing files, CRS or overlap."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"layer '{layer}': file {path} not found — fix the path in the config")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as e:  # pyogrio raises several types for unreadable files
+        raise InputDataError(f"layer '{layer}': {path} is not a readable vector file ({e})") from e
+    if gdf.crs is None:
+        raise CRSMissingError(
+            f"layer '{layer}': {path} has no CRS (missing .prj?) — assign one, e.g. "
+            f"`ogr2ogr -a_srs EPSG:XXXX fixed.gpkg {path}`"
+        )
+    gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
+    if gdf.empty:
+        raise InputDataError(f"layer '{layer}': {path} has no geometries — give a file with features")
+    check_overlap(tuple(gdf.total_bounds), gdf.crs, grid, layer, path)
+    return gdf.to_crs(grid.crs)
+
+
+def burn(geoms, grid: Grid, values=None, all_touched: bool = True, dtype_out: str = "uint8") -> np.ndarray:
+    """Rasterise geometries onto the grid (1 where touched, or the given per-geometry values)."""
+    shapes = list(geoms) if values is None else list(zip(geoms, values))
+    if values is None:
+        shapes = [(g, 1) for g in shapes]
+    return rasterize(
+        shapes, out_shape=grid.shape, transform=grid.transform, fill=0, all_touched=all_touched, dtype=dtype_out
+    )
+
+
+def voronoi_zones(points: gpd.GeoDataFrame, outline: gpd.GeoDataFrame | None, name_field: str) -> gpd.GeoDataFrame:
+    """Voronoi catchments of points, clipped to an outline: columns ``zone_id`` (1..n), ``name``."""
+    pts = points[points.geometry.geom_type == "Point"].reset_index(drop=True)
+    if len(pts) < 2:
+        raise InputDataError("zones: voronoi_points needs at least two point features")
+    if name_field not in pts.columns:
+        raise InputDataError(
+            f"zones: field '{name_field}' not in the point layer (fields: {list(pts.columns)}) — "
+            "set layers.zones.name_field"
+        )
+    hull = shapely.union_all(outline.geometry.values) if outline is not None else None
+    extent = hull if hull is not None else shapely.box(*pts.total_bounds).buffer(1.0)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(list(pts.geometry.values)), extend_to=extent)
+    cells = list(shapely.get_parts(cells))
+    ids, names, geoms = [], [], []
+    for i, pt in enumerate(pts.geometry.values):
+        cell = next(c for c in cells if c.covers(pt))
+        geom = cell.intersection(hull) if hull is not None else cell
+        ids.append(i + 1)
+        names.append(str(pts[name_field].iloc[i]))
+        geoms.append(geom)
+    return gpd.GeoDataFrame({"zone_id": ids, "name": names}, geometry=geoms, crs=points.crs)
+
+
+def polygon_zones(polys: gpd.GeoDataFrame, name_field: str) -> gpd.GeoDataFrame:
+    """Zones from a territory polygon layer: ids 1..n in file order."""
+    polys = polys[polys.geometry.geom_type.isin(["Polygon", "MultiPolygon"])].reset_index(drop=True)
+    if polys.empty:
+        raise InputDataError("zones: the polygon layer holds no polygons — give territory polygons")
+    names = polys[name_field].astype(str) if name_field in polys.columns else polys.index.astype(str)
+    return gpd.GeoDataFrame(
+        {"zone_id": np.arange(1, len(polys) + 1), "name": list(names)}, geometry=polys.geometry.values, crs=polys.crs
+    )
