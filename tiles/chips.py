@@ -10,7 +10,7 @@ import numpy as np
 LOG_BANDS_SUFFIX = "_m"
 
 
-def _starts(length: int, size: int, stride: int) -> list[int]:
+def window_starts(length: int, size: int, stride: int) -> list[int]:
     """Window starts covering [0, length) with windows fully inside; the last one flush with the end."""
     if length < size:
         return []
@@ -22,8 +22,8 @@ def _starts(length: int, size: int, stride: int) -> list[int]:
 
 def chip_windows(height: int, width: int, size: int, stride: int) -> Iterator[tuple[int, int]]:
     """Top-left (row, col) of every ``size``×``size`` window on a ``height``×``width`` grid."""
-    for r in _starts(height, size, stride):
-        for c in _starts(width, size, stride):
+    for r in window_starts(height, size, stride):
+        for c in window_starts(width, size, stride):
             yield r, c
 
 

@@ -1,0 +1,75 @@
+"""A torch Dataset over the chip store written by :mod:`tiles.store`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from geo_risk_errors import ChipStoreError
+from tiles.chips import normalise
+
+
+class Sample(NamedTuple):
+    """One chip: normalised image (C,H,W) and aligned label, valid, eco (1,H,W) float, zone (1,H,W) int64."""
+
+    image: torch.Tensor
+    label: torch.Tensor
+    valid: torch.Tensor
+    eco: torch.Tensor
+    zone: torch.Tensor
+
+
+def d4(arrays: list[np.ndarray], k: int, flip: bool) -> list[np.ndarray]:
+    """Apply one of the 8 dihedral transforms (rot90 ×k, then optional flip) to aligned (…, H, W) arrays."""
+    out = [np.rot90(a, k, axes=(-2, -1)) for a in arrays]
+    if flip:
+        out = [a[..., ::-1] for a in out]
+    return [np.ascontiguousarray(a) for a in out]
+
+
+class ChipDataset(Dataset):
+    """Chips of one split ('train' or 'val'), normalised with the store's training statistics.
+
+    Reads each chip straight from Zarr (milliseconds per chip), so the loader can stay in the
+    main process: on small CPU machines worker processes would only compete with the model.
+    """
+
+    def __init__(self, path: Path, split: str, augment: bool = False, seed: int = 0):
+        path = Path(path)
+        if not path.exists():
+            raise ChipStoreError(f"chip store {path} not found — run `geo-risk tile CONFIG` first")
+        self.group = zarr.open_group(str(path), mode="r")
+        attrs = dict(self.group.attrs)
+        self.bands: list[str] = [str(b) for b in self.group["band"][:]]
+        self.stats: dict = attrs["band_stats"]
+        self.num_zones: int = int(attrs["num_zones"])
+        splits = np.asarray(self.group["split"][:]).astype(str)
+        self.indices = np.flatnonzero(splits == split)
+        if self.indices.size == 0:
+            raise ChipStoreError(f"chip store {path} holds no '{split}' chips — re-run `geo-risk tile` with more chips")
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, i: int) -> Sample:
+        j = int(self.indices[i])
+        g = self.group
+        image = normalise(g["image"][j], self.bands, self.stats)
+        arrays = [image, g["label"][j][None], g["valid"][j][None], g["eco"][j][None], g["zone"][j][None]]
+        if self.augment:
+            arrays = d4(arrays, int(self.rng.integers(4)), bool(self.rng.integers(2)))
+        image, label, valid, eco, zone = arrays
+        return Sample(
+            torch.from_numpy(image),
+            torch.from_numpy(label.astype(np.float32)),
+            torch.from_numpy(valid.astype(np.float32)),
+            torch.from_numpy(np.nan_to_num(eco.astype(np.float32))),
+            torch.from_numpy(zone.astype(np.int64)),
+        )

@@ -1,0 +1,104 @@
+"""Stage 6 — evaluate: the forecast against the observed loss, beside a distance-to-edge baseline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from geo_risk.config import RunConfig
+from geo_risk.paths import RunPaths
+from geo_risk_errors import InputDataError
+from tiles import open_store
+
+log = logging.getLogger(__name__)
+
+
+def ranking_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """AUC and average precision of a score against binary labels."""
+    if label.min() == label.max():
+        return {"auc": float("nan"), "ap": float("nan")}
+    return {"auc": float(roc_auc_score(label, score)), "ap": float(average_precision_score(label, score))}
+
+
+def weighted_recall_at_area(score: np.ndarray, label: np.ndarray, weight: np.ndarray, fraction: float) -> float:
+    """Share of the eco-weighted observed loss caught by flagging the top ``fraction`` of pixels by score."""
+    k = max(1, int(round(fraction * score.size)))
+    top = np.argpartition(-score, k - 1)[:k]
+    total = float((label * weight).sum())
+    return float((label[top] * weight[top]).sum() / total) if total > 0 else float("nan")
+
+
+def zone_mean_risk(prob: np.ndarray, zone: np.ndarray, min_pixels: int) -> dict[int, float]:
+    """Mean predicted risk per zone (id ≥ 1) with at least ``min_pixels`` pixels."""
+    out = {}
+    for z in np.unique(zone):
+        sel = zone == z
+        if z > 0 and sel.sum() >= min_pixels:
+            out[int(z)] = float(prob[sel].mean())
+    return out
+
+
+def forecast_metrics(prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
+                     zone: np.ndarray) -> dict:
+    """Model and baseline metrics over the valid pixels (flat arrays)."""
+    flagged = float(label.mean())  # flag as much area as was really lost
+    means = zone_mean_risk(prob, zone, min_pixels=100)
+    spread = np.array(list(means.values())) if means else np.array([np.nan])
+    return {
+        "pixels": int(label.size),
+        "observed_loss_rate": float(label.mean()),
+        "model": {**ranking_metrics(prob, label),
+                  "eco_weighted_recall_at_observed_rate": weighted_recall_at_area(prob, label, eco, flagged)},
+        "baseline_distance_to_edge": {
+            **ranking_metrics(-dist_edge_m, label),
+            "eco_weighted_recall_at_observed_rate": weighted_recall_at_area(-dist_edge_m, label, eco, flagged),
+        },
+        "zones": {"count": len(means), "mean_risk_std": float(spread.std()),
+                  "mean_risk_range": float(spread.max() - spread.min())},
+    }
+
+
+def run_evaluate(cfg: RunConfig) -> dict:
+    """Score ``risk.tif`` against the forecast period's observed loss; write ``metrics.json``."""
+    paths = RunPaths(cfg.run_dir)
+    if not paths.probability.is_file():
+        raise InputDataError(f"{paths.probability} not found — run `geo-risk predict CONFIG` first")
+    with rasterio.open(paths.probability) as src:
+        prob = src.read(1)
+    stack = open_store(paths.stack, "layer stack").sel(period="forecast")
+    valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
+    metrics = forecast_metrics(
+        prob[valid], stack["label"].values[valid].astype(np.uint8),
+        stack["features"].sel(band="dist_edge_m").values[valid], np.nan_to_num(stack["eco"].values[valid]),
+        stack["zone"].values[valid],
+    )
+    fc = cfg.periods.forecast
+    metrics = {"period": f"{fc.start_year}-{fc.end_year}", **metrics}
+    write_json(paths.metrics, metrics)
+    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f",
+             metrics["period"], metrics["model"]["auc"], metrics["model"]["ap"],
+             metrics["baseline_distance_to_edge"]["auc"], metrics["baseline_distance_to_edge"]["ap"])
+    return metrics
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Atomic JSON write; NaN becomes null so the file stays standard JSON."""
+    def clean(o):
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        return o
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(clean(obj), f, indent=2)
+    os.replace(tmp, path)

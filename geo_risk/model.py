@@ -1,0 +1,60 @@
+"""The segmentation model and its checkpoint (weights + everything needed to predict)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+
+from geo_risk.config import ModelConfig
+from geo_risk_errors import CheckpointError
+
+
+def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
+    """A segmentation-models-pytorch network with one output logit per pixel.
+
+    ``encoder_weights`` is None by default: nothing is downloaded unless the config asks for
+    pretrained weights (e.g. "imagenet", which needs network access the first time).
+    """
+    try:
+        cls = getattr(smp, cfg.arch)
+        return cls(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, in_channels=in_channels, classes=1)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"model: cannot build {cfg.arch} with encoder '{cfg.encoder}' ({e}) — "
+                              "pick an encoder listed by segmentation_models_pytorch.encoders.get_encoder_names()") from e
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict) -> None:
+    """Write weights and metadata atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint safely (``weights_only``) and rebuild its model in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found — run `geo-risk train CONFIG` first")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        meta = ckpt["meta"]
+        model = build_model(ModelConfig(**meta["model"]), len(meta["bands"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable or does not match its model ({e}) — "
+                              "retrain with `geo-risk train CONFIG`") from e
+    return model.eval(), meta

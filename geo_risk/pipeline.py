@@ -1,0 +1,71 @@
+"""The stages in order, and the small ones that only glue files together (map, config copy)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from geo_risk.config import RunConfig, config_to_yaml
+from geo_risk.paths import RunPaths
+
+log = logging.getLogger(__name__)
+
+
+def save_config(cfg: RunConfig) -> Path:
+    """Write the resolved config into the run folder (atomically)."""
+    path = RunPaths(cfg.run_dir).config
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(config_to_yaml(cfg))
+    os.replace(tmp, path)
+    return path
+
+
+def run_map(cfg: RunConfig) -> Path:
+    """Write ``map.html``: the offline review map of risk, decision and zones."""
+    from geo_risk.review import write_review_map
+
+    paths = RunPaths(cfg.run_dir)
+    zones = cfg.layers.zones
+    fc = cfg.periods.forecast
+    out = write_review_map(
+        paths.map, paths.probability, paths.decision, paths.zones if paths.zones.is_file() else None,
+        action_names=cfg.decision.actions,
+        title=f"{cfg.name}: risk of forest loss {fc.start_year}–{fc.end_year}",
+        zone_note=zones.note if zones else "",
+        attribution=cfg.attribution, max_size_px=cfg.map.max_size_px,
+    )
+    log.info("map: %s", out)
+    return out
+
+
+def run_all(cfg: RunConfig) -> dict:
+    """tile → train → predict → decide → evaluate → map; returns a summary with timings."""
+    from geo_risk.decide import run_decide
+    from geo_risk.evaluate import run_evaluate
+    from geo_risk.predict import run_predict
+    from geo_risk.tiling import run_tile
+    from geo_risk.train import run_train
+
+    timings, t_all = {}, time.perf_counter()
+    save_config(cfg)
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn(cfg)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        return out
+
+    tile = timed("tile", run_tile)
+    train = timed("train", run_train)
+    timed("predict", run_predict)
+    decision = timed("decide", run_decide)
+    metrics = timed("evaluate", run_evaluate)
+    timed("map", run_map)
+    timings["total"] = round(time.perf_counter() - t_all, 1)
+    return {"run_dir": str(cfg.run_dir), "timings_s": timings, "metrics": metrics, "tile": tile, "train": train,
+            "decision": decision}
