@@ -52,7 +52,6 @@ def run_all(cfg: RunConfig) -> dict:
     from geo_risk.train import run_train
 
     timings, t_all = {}, time.perf_counter()
-    save_config(cfg)
 
     def timed(name, fn):
         t0 = time.perf_counter()
@@ -66,6 +65,7 @@ def run_all(cfg: RunConfig) -> dict:
     decision = timed("decide", run_decide)
     metrics = timed("evaluate", run_evaluate)
     timed("map", run_map)
+    save_config(cfg)
     timings["total"] = round(time.perf_counter() - t_all, 1)
     return {"run_dir": str(cfg.run_dir), "timings_s": timings, "metrics": metrics, "tile": tile, "train": train,
             "decision": decision}

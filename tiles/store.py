@@ -88,8 +88,8 @@ def chip_index(
     pfrac = window_fractions(label, rows, cols, size)
     split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed)
     t = stack.rio.transform()
-    x0, y0 = t * (cols, rows)
-    x1, y1 = t * (cols + size, rows + size)
+    x0, y0 = t @ (cols, rows)
+    x1, y1 = t @ (cols + size, rows + size)
     return gpd.GeoDataFrame(
         {"row_px": rows, "col_px": cols, "split": split.astype(str), "valid_fraction": vfrac,
          "positive_fraction": pfrac},

@@ -1,0 +1,79 @@
+"""The whole demo pipeline on the real Guadeloupe data, sized for CI (few chips, one epoch)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rio_cogeo.cogeo import cog_validate
+
+TINY = ["--set", "chips.max_chips=60", "--set", "train.epochs=1", "--set", "train.batch_size=8",
+        "--set", "chips.val_fraction=0.3"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, demo_config):
+    out = tmp_path_factory.mktemp("e2e") / "guadeloupe"
+    proc = subprocess.run([sys.executable, "-m", "geo_risk", "run", str(demo_config), "--out", str(out), *TINY],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "AUC" in proc.stdout and str(out) in proc.stdout
+    return out
+
+
+def test_outputs_exist(run_dir):
+    for name in ("risk.tif", "decision.tif", "expected_cost.tif", "map.html", "metrics.json", "model.pt",
+                 "config.yaml", "train_log.csv"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_rasters_on_reference_grid(run_dir, demo_dir):
+    with rasterio.open(demo_dir / "forest" / "fcc12345.tif") as ref:
+        crs, transform, shape = ref.crs, ref.transform, ref.shape
+        codes = ref.read(1)
+    forest_2010 = np.isin(codes, [3, 4, 5])
+    with rasterio.open(run_dir / "risk.tif") as src:
+        assert src.crs == crs and src.transform == transform and src.shape == shape
+        assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
+        risk = src.read(1)
+    assert np.isnan(risk[~forest_2010]).all()  # nodata outside forest
+    inside = risk[forest_2010 & np.isfinite(risk)]
+    assert inside.size > 0.95 * forest_2010.sum() and inside.min() >= 0 and inside.max() <= 1
+    with rasterio.open(run_dir / "decision.tif") as src:
+        assert src.crs == crs and src.transform == transform and src.nodata == 255 and src.dtypes[0] == "uint8"
+        assert set(np.unique(src.read(1))) <= {0, 1, 255}
+        assert src.colormap(1)[1][:3] != src.colormap(1)[0][:3]
+    with rasterio.open(run_dir / "expected_cost.tif") as src:
+        assert src.crs == crs and np.isnan(src.nodata)
+
+
+def test_risk_is_a_valid_cog(run_dir):
+    for name in ("risk.tif", "decision.tif", "expected_cost.tif"):
+        valid, errors, _ = cog_validate(str(run_dir / name))
+        assert valid, (name, errors)
+
+
+def test_metrics_are_finite_and_baseline_present(run_dir):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["period"] == "2010-2015" and m["pixels"] > 800_000
+    for block in ("model", "baseline_distance_to_edge"):
+        assert 0.5 < m[block]["auc"] <= 1 and math.isfinite(m[block]["ap"])
+    assert m["baseline_distance_to_edge"]["auc"] > 0.8  # forestatrisk's strongest covariate is informative
+
+
+def test_checkpoint_loads_safely_and_carries_what_predict_needs(run_dir):
+    ckpt = torch.load(run_dir / "model.pt", weights_only=True)
+    meta = ckpt["meta"]
+    assert meta["bands"][:4] == ["forest", "past_loss", "dist_edge_m", "dist_past_loss_m"]
+    assert set(meta["band_stats"]) == set(meta["bands"]) and meta["temperature"] > 0
+    assert "guadeloupe-demo" in meta["config_yaml"]
+
+
+def test_map_embeds_layers(run_dir):
+    html = (run_dir / "map.html").read_text()
+    assert "Risk of forest loss" in html and "Decision" in html and "Voronoi" in html
+    assert html.count("data:image/png;base64,") >= 2
