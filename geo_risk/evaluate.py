@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
 from geo_risk_errors import InputDataError
 from tiles import open_store
+from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,5 @@ def write_json(path: Path, obj: dict) -> None:
             return None
         return o
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(clean(obj), f, indent=2)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(clean(obj), indent=2))

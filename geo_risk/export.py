@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.io import MemoryFile
+
+from tiles.atomic import atomic_file
 
 DECISION_NODATA = 255
 
@@ -20,27 +20,18 @@ def write_cog(
     overview_resampling: str = "average", blocksize: int = 512,
 ) -> Path:
     """Write a single-band array as a COG (tiled, DEFLATE, overviews) via a temporary file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     profile = dict(driver="GTiff", height=array.shape[0], width=array.shape[1], count=1, dtype=array.dtype,
                    crs=crs, transform=transform, nodata=nodata)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
-        with MemoryFile() as mem:
-            with mem.open(**profile) as ds:
-                ds.write(array, 1)
-                if colormap:
-                    ds.write_colormap(1, colormap)
-                if tags:
-                    ds.update_tags(**{k: str(v) for k, v in tags.items()})
-            with mem.open() as src:
-                rasterio.shutil.copy(
-                    src, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=blocksize,
-                    OVERVIEW_RESAMPLING=overview_resampling.upper(), PREDICTOR="YES", BIGTIFF="IF_SAFER",
-                )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    with atomic_file(path) as tmp, MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(array, 1)
+            if colormap:
+                ds.write_colormap(1, colormap)
+            if tags:
+                ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        with mem.open() as src:
+            rasterio.shutil.copy(
+                src, str(tmp), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=blocksize,
+                OVERVIEW_RESAMPLING=overview_resampling.upper(), PREDICTOR="YES", BIGTIFF="IF_SAFER",
+            )
+    return Path(path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -11,6 +9,7 @@ import torch
 
 from geo_risk.config import ModelConfig
 from geo_risk_errors import CheckpointError
+from tiles.atomic import atomic_file
 
 
 def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
@@ -29,17 +28,9 @@ def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
 
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict) -> None:
     """Write weights and metadata atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save({"state_dict": state, "meta": meta}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.paths import RunPaths
+from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +16,8 @@ log = logging.getLogger(__name__)
 def save_config(cfg: RunConfig) -> Path:
     """Write the resolved config into the run folder (atomically)."""
     path = RunPaths(cfg.run_dir).config
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(config_to_yaml(cfg))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(config_to_yaml(cfg))
     return path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
 from tiles import PeriodCodes, StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
-from tiles.store import atomic_dir  # noqa: F401  (re-exported for stages writing folders)
+from tiles.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
 

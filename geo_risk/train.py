@@ -26,6 +26,7 @@ from geo_risk.data import ChipDataset
 from geo_risk.model import build_model, save_checkpoint
 from geo_risk.paths import RunPaths
 from losses import CompositeLoss
+from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
     t0, seen = time.perf_counter(), 0
     for epoch in range(1, tc.epochs + 1):
         model.train()
+        criterion.train()
         sums = {"total": 0.0, "accuracy": 0.0, "eco": 0.0, "fairness": 0.0}
         bar = tqdm(train_dl, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False)
         for image, label, valid, eco, zone in (_to(b, device) for b in bar):
@@ -146,6 +148,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
 def _validate(model, loader, criterion, device) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
     """Validation loss, AUC and AP over valid pixels, plus those pixels' logits and labels."""
     model.eval()
+    criterion.eval()  # no EMA updates from validation batches
     total, n, scores, labels = 0.0, 0, [], []
     for image, label, valid, eco, zone in (_to(b, device) for b in loader):
         logits = model(image.contiguous(memory_format=torch.channels_last)).float()
@@ -163,9 +166,7 @@ def _validate(model, loader, criterion, device) -> tuple[dict, tuple[torch.Tenso
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)

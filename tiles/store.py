@@ -7,10 +7,6 @@ failed run never leaves half a store.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import dask
@@ -22,25 +18,10 @@ import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from geo_risk_errors import ChipStoreError
+from tiles.atomic import atomic_dir
 from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def atomic_dir(target: Path):
-    """Yield a temporary folder that replaces ``target`` only if the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_stack(ds: xr.Dataset, path: Path, progress: bool = True) -> None:
