@@ -9,6 +9,7 @@ from pathlib import Path
 
 from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
+from geo_risk_errors import ChipStoreError
 from tiles import PeriodCodes, StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.atomic import atomic_dir
 
@@ -63,13 +64,11 @@ def run_tile(cfg: RunConfig) -> TileResult:
                        c.val_fraction, c.buffer_px, c.seed, c.max_chips)
     counts = index.split.value_counts()
     if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
-        from geo_risk_errors import ChipStoreError
-
         raise ChipStoreError(
             f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation chips "
             "— lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
         )
-    write_chip_store(stack, "train", index, paths.chips)
+    write_chip_store(stack, "train", index, paths.chips, c.size_px)
     log.info("tile: %d train, %d val chips (%d dropped in buffers) of %d px in %.1f s → %s",
              counts.get("train", 0), counts.get("val", 0), counts.get("buffer", 0), c.size_px,
              time.perf_counter() - t0, paths.tiles)

@@ -78,15 +78,13 @@ def chip_index(
     )
 
 
-def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path) -> dict:
+def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path, size: int) -> dict:
     """Cut the chips of ``index`` (train/val only) out of ``stack`` into a Zarr store.
 
     The store carries its band list and per-band normalisation statistics (train chips only).
     Returns those statistics.
     """
     index = index[index.split.isin(["train", "val"])].reset_index(drop=True)
-    size = int(index.geometry.iloc[0].bounds[2] - index.geometry.iloc[0].bounds[0]) // int(
-        abs(stack.rio.transform().a))
     sel = stack.sel(period=period)
     windows = list(zip(index.row_px, index.col_px))
 
