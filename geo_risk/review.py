@@ -25,8 +25,7 @@ from offlinefolium.raster_layers import ImageOverlay
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
-from rasterio.warp import calculate_default_transform, reproject
-from rasterio.warp import transform as warp_points
+from rasterio.warp import calculate_default_transform, reproject, transform as warp_points
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
@@ -40,17 +39,15 @@ LAYER_RISK, LAYER_DECISION, LAYER_ZONES = "Risk of forest loss", "Decision", "Co
 
 def latlon_bounds(transform: Affine, width: int, height: int) -> list[list[float]]:
     """``[[south, west], [north, east]]`` of a north-up EPSG:3857 grid, as Leaflet wants them."""
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (width, height)
     lons, lats = warp_points(WEB_MERCATOR, "EPSG:4326", [left, right], [bottom, top])
     return [[lats[0], lons[0]], [lats[1], lons[1]]]
 
 
 def _open_raster(path: Path, role: str) -> rasterio.DatasetReader:
     if not path.exists():
-        raise MissingInputError(
-            f"{role} raster {path} does not exist: run the step that writes it or fix the path"
-        )
+        raise MissingInputError(f"{role} raster {path} does not exist: run the step that writes it, or fix the path")
     try:
         src = rasterio.open(path)
     except RasterioIOError as exc:
@@ -72,7 +69,7 @@ def _warp(src, resampling: Resampling, dtype, src_nodata, dst_nodata, max_size_p
     if scale > 1:  # same extent, coarser pixels
         new_w = min(max_size_px, max(1, round(width / scale)))
         new_h = min(max_size_px, max(1, round(height / scale)))
-        transform = transform * Affine.scale(width / new_w, height / new_h)
+        transform = transform @ Affine.scale(width / new_w, height / new_h)
         width, height = new_w, new_h
     out = np.full((height, width), dst_nodata, dtype=dtype)
     reproject(rasterio.band(src, 1), out, src_nodata=src_nodata, dst_transform=transform,
@@ -84,12 +81,11 @@ def _check_actions(src, path: Path, action_names: Sequence[str]) -> None:
     """Every decision value, at full resolution, must name an action or be nodata."""
     if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         raise InputDataError(f"decision raster {path} is {src.dtypes[0]}: write integer action indices")
-    n, nodata = len(action_names), src.nodata
+    n, skip = len(action_names), [v for v in (DECISION_NODATA, src.nodata) if v is not None]
     rows = max(1, 4_000_000 // src.width)
     for row in range(0, src.height, rows):
         a = src.read(1, window=Window(0, row, src.width, min(rows, src.height - row)))
-        a = a[(a != DECISION_NODATA) & ((a != nodata) if nodata is not None else True)]
-        bad = a[(a < 0) | (a >= n)]
+        bad = a[((a < 0) | (a >= n)) & ~np.isin(a, skip)]
         if bad.size:
             raise InputDataError(
                 f"decision raster {path} holds value {int(bad.max())} but only {n} action names "
@@ -187,7 +183,7 @@ def _legend_html(title, action_names, colours, zone_note, attribution) -> str:
     attr = (f'<div style="margin-top:6px;color:#555;font-size:10px">{esc(attribution)}</div>'
             if attribution else "")
     return (
-        '<div style="position:fixed;bottom:24px;left:10px;z-index:1000;max-width:300px;'
+        '<div style="position:fixed;bottom:48px;left:10px;z-index:1000;max-width:300px;'
         'background:rgba(255,255,255,0.92);padding:8px 10px;border-radius:4px;'
         'box-shadow:0 1px 4px rgba(0,0,0,0.4);font:12px/1.4 sans-serif">'
         f'<div style="font-weight:bold;font-size:14px;margin-bottom:6px">{esc(title)}</div>'
@@ -216,8 +212,8 @@ def write_review_map(
 
     ``basemap`` (a folium tile name or URL) adds online tiles; by default the page needs no network.
     """
-    if not action_names:
-        raise ValueError("action_names is empty: give one name per decision value")
+    if not 0 < len(action_names) < DECISION_NODATA:
+        raise ValueError(f"give 1 to 254 action names, one per decision value; got {len(action_names)}")
     if max_size_px < 1:
         raise ValueError(f"max_size_px must be positive, got {max_size_px}")
     out_html, risk_tif, decision_tif = Path(out_html), Path(risk_tif), Path(decision_tif)
@@ -228,7 +224,7 @@ def write_review_map(
     m = folium.Map(tiles=None, control_scale=True)
     m.get_root().title = html.escape(title)
     m.get_root().header.add_child(Element(
-        "<style>.leaflet-container{background:#eef0ec}</style>"), name="review_background")
+        "<style>.leaflet-container{background:#eef0ec !important}</style>"), name="review_background")
     if basemap:
         folium.TileLayer(basemap, name="Basemap", overlay=False).add_to(m)
     risk_layer.add_to(m)
