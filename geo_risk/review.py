@@ -137,7 +137,8 @@ def _decision_layer(path: Path, action_names: Sequence[str], max_size_px: int):
     lut = np.zeros((256, 4), dtype=np.uint8)  # anything not an action stays transparent
     lut[: len(colours)] = colours
     bounds = latlon_bounds(transform, dec.shape[1], dec.shape[0])
-    layer = ImageOverlay(_png_url(lut[dec]), bounds, name=LAYER_DECISION, opacity=0.75)
+    # hidden at first so the risk layer shows; one tick in the layer control compares them
+    layer = ImageOverlay(_png_url(lut[dec]), bounds, name=LAYER_DECISION, opacity=0.75, show=False)
     return layer, colours
 
 
