@@ -92,8 +92,6 @@ class ModelConfig(_Strict):
     arch: Literal["Unet"] = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
-    #: learn one logit offset per community zone (see geo_risk.model.RiskModel)
-    zone_offsets: bool = False
 
 
 class LossConfig(_Strict):

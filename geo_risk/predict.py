@@ -70,9 +70,7 @@ def predict_probability(cfg: RunConfig, period: str = "forecast") -> tuple[np.nd
             batch = windows[i:i + pc.batch_size]
             x = np.stack([normalise(g["features"][p_idx, :, r:r + size, c:c + size], bands, meta["band_stats"])
                           for r, c in batch])
-            zone = torch.from_numpy(np.stack([g["zone"][r:r + size, c:c + size] for r, c in batch]).astype(np.int64))
-            logits = model(torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last),
-                           zone.to(device))
+            logits = model(torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last))
             logits = (logits.float()[:, 0] / temperature).cpu().numpy()
             for (r, c), lg in zip(batch, logits):
                 acc[r:r + size, c:c + size] += lg * weight

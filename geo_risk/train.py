@@ -30,9 +30,6 @@ from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
-#: learning-rate multiplier of the per-zone logit offsets relative to the network's
-OFFSET_LR_FACTOR = 10.0
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -86,16 +83,11 @@ def run_train(cfg: RunConfig) -> TrainResult:
     train_dl = DataLoader(train_ds, batch_size=tc.batch_size, shuffle=True, drop_last=len(train_ds) > tc.batch_size,
                           generator=gen, pin_memory=device.type == "cuda")
     val_dl = DataLoader(val_ds, batch_size=tc.batch_size, pin_memory=device.type == "cuda")
-    model = build_model(cfg.model, len(train_ds.bands), train_ds.num_zones)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model = build_model(cfg.model, len(train_ds.bands)).to(device).to(memory_format=torch.channels_last)
     criterion = make_loss(cfg, train_ds.num_zones).to(device)
-    groups = [{"params": model.net.parameters(), "lr": tc.lr}]
-    if model.offset is not None:  # a few numbers that must move by whole logits in a few hundred steps
-        groups.append({"params": [model.offset], "lr": tc.lr * OFFSET_LR_FACTOR, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     steps = tc.epochs * len(train_dl)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=steps, pct_start=0.15)
     use_amp = tc.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -112,7 +104,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
         bar = tqdm(train_dl, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False)
         for image, label, valid, eco, zone in (_to(b, device) for b in bar):
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = model(image.contiguous(memory_format=torch.channels_last), zone)
+                logits = model(image.contiguous(memory_format=torch.channels_last))
             res = criterion(logits, label, valid, eco, zone)
             opt.zero_grad(set_to_none=True)
             scaler.scale(res.total).backward()
@@ -141,8 +133,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
     best_row = min(rows, key=lambda r: r["val_total"])
     meta = {
         "model": cfg.model.model_dump(), "bands": train_ds.bands, "band_stats": train_ds.stats,
-        "num_zones": train_ds.num_zones, "temperature": temperature,
-        "zone_offsets": model.offset.detach().cpu().tolist() if model.offset is not None else None, "epoch": best_row["epoch"],
+        "num_zones": train_ds.num_zones, "temperature": temperature, "epoch": best_row["epoch"],
         "val_auc": best_row["val_auc"], "val_ap": best_row["val_ap"], "config_yaml": config_to_yaml(cfg),
     }
     save_checkpoint(paths.checkpoint, model, meta)
@@ -160,7 +151,7 @@ def _validate(model, loader, criterion, device) -> tuple[dict, tuple[torch.Tenso
     criterion.eval()  # no EMA updates from validation batches
     total, n, scores, labels = 0.0, 0, [], []
     for image, label, valid, eco, zone in (_to(b, device) for b in loader):
-        logits = model(image.contiguous(memory_format=torch.channels_last), zone).float()
+        logits = model(image.contiguous(memory_format=torch.channels_last)).float()
         total += float(criterion(logits, label, valid, eco, zone).total) * image.shape[0]
         n += image.shape[0]
         m = valid.bool()

@@ -42,7 +42,7 @@ def score_validation(run_dir: Path, min_zone_pixels: int) -> dict:
     ds = ChipDataset(RunPaths(run_dir).chips, "val")
     probs, labels, ecos, zones = [], [], [], []
     for image, label, valid, eco, zone in DataLoader(ds, batch_size=16):
-        p = torch.sigmoid(model(image, zone)).float()
+        p = torch.sigmoid(model(image)).float()
         m = valid.bool()
         for store, t in zip((probs, labels, ecos, zones), (p[m], label[m], eco[m], zone[m])):
             store.append(t.numpy())
@@ -74,14 +74,13 @@ def initial_magnitudes(cfg) -> dict:
     torch.manual_seed(cfg.train.seed)
     ds = ChipDataset(RunPaths(cfg.run_dir).chips, "train")
     batch = next(iter(DataLoader(ds, batch_size=cfg.train.batch_size)))
-    model = build_model(cfg.model, len(ds.bands), ds.num_zones).eval()
+    model = build_model(cfg.model, len(ds.bands)).eval()
     with torch.no_grad():
-        res = make_loss(cfg, ds.num_zones)(model(batch.image, batch.zone), batch.label, batch.valid, batch.eco, batch.zone)
+        res = make_loss(cfg, ds.num_zones)(model(batch.image), batch.label, batch.valid, batch.eco, batch.zone)
     return {k: float(v) for k, v in res.parts.items()}
 
 
-KEYS = {"eco": "lambda_eco", "fair": "lambda_fair", "ema": "ema_momentum", "kind": "fairness",
-        "offsets": "zone_offsets"}
+KEYS = {"eco": "lambda_eco", "fair": "lambda_fair", "ema": "ema_momentum", "kind": "fairness"}
 
 
 def parse_run(spec: str) -> dict:
@@ -89,7 +88,7 @@ def parse_run(spec: str) -> dict:
     out = {}
     for item in spec.split():
         key, _, value = item.partition("=")
-        out[KEYS[key]] = value if key == "kind" else bool(int(value)) if key == "offsets" else float(value)
+        out[KEYS[key]] = value if key == "kind" else float(value)
     return out
 
 
@@ -109,16 +108,13 @@ def main() -> None:
     for spec in args.runs:
         loss = parse_run(spec)
         name = "_".join(f"{k}{v}" for k, v in sorted(loss.items()))
-        model = {"zone_offsets": loss.pop("zone_offsets")} if "zone_offsets" in loss else {}
-        cfg = load_config(args.config, {"output_dir": str(args.base / name), "train": train_over, "loss": loss,
-                                        "model": model})
+        cfg = load_config(args.config, {"output_dir": str(args.base / name), "train": train_over, "loss": loss})
         tiles = RunPaths(cfg.run_dir).tiles
         tiles.parent.mkdir(parents=True, exist_ok=True)
         if not tiles.exists():
             os.symlink(RunPaths(base_cfg.run_dir).tiles.resolve(), tiles)
         run_train(cfg)
         row = {"run": spec, "lambda_eco": cfg.loss.lambda_eco, "lambda_fair": cfg.loss.lambda_fair,
-               "zone_offsets": cfg.model.zone_offsets,
                "ema": cfg.loss.ema_momentum, "fairness": cfg.loss.fairness,
                **score_validation(cfg.run_dir, cfg.loss.min_zone_pixels), **score_forecast(cfg)}
         results["runs"].append(row)
