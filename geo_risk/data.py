@@ -51,7 +51,8 @@ class ChipDataset(Dataset):
         splits = np.asarray(self.group["split"][:]).astype(str)
         self.indices = np.flatnonzero(splits == split)
         if self.indices.size == 0:
-            raise ChipStoreError(f"chip store {path} holds no '{split}' chips — re-run `geo-risk tile` with more chips")
+            raise ChipStoreError(
+                f"chip store {path} holds no '{split}' chips — re-run `geo-risk tile` with more chips")
         self.augment = augment
         self.rng = np.random.default_rng(seed)
 

@@ -8,7 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from geo_risk.config import ModelConfig
-from geo_risk_errors import CheckpointError
+from geo_risk_errors import CheckpointError, ConfigError
 from tiles.atomic import atomic_file
 
 
@@ -22,8 +22,9 @@ def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
         cls = getattr(smp, cfg.arch)
         return cls(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, in_channels=in_channels, classes=1)
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"model: cannot build {cfg.arch} with encoder '{cfg.encoder}' ({e}) — "
-                              "pick an encoder listed by segmentation_models_pytorch.encoders.get_encoder_names()") from e
+        raise ConfigError(
+            f"model.encoder: cannot build {cfg.arch} with encoder '{cfg.encoder}' ({e}) — pick an encoder listed by "
+            "segmentation_models_pytorch.encoders.get_encoder_names()") from e
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict) -> None:
@@ -43,7 +44,7 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
         meta = ckpt["meta"]
         model = build_model(ModelConfig(**meta["model"]), len(meta["bands"]))
         model.load_state_dict(ckpt["state_dict"])
-    except CheckpointError:
+    except (CheckpointError, ConfigError):
         raise
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is unreadable or does not match its model ({e}) — "

@@ -23,3 +23,10 @@ def test_corrupt_checkpoint_says_retrain(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="geo-risk train"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_unknown_encoder_is_a_config_error():
+    from geo_risk_errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.encoder.*resnet1800"):
+        build_model(ModelConfig(encoder="resnet1800"), in_channels=3)

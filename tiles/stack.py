@@ -90,10 +90,11 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     shape = grid.shape
     codes = read_on_grid(spec.forest_change, grid, "forest_change", "nearest").data
     outline_gdf = read_vector(spec.outline, grid, "outline") if spec.outline else None
-    inside = (
-        _lazy(burn, shape=shape, dtype="uint8", geoms=list(outline_gdf.geometry), grid=grid, all_touched=False).astype(bool)
-        if outline_gdf is not None else da.ones(shape, dtype=bool, chunks=CHUNK_PX)
-    )
+    if outline_gdf is not None:
+        inside = _lazy(burn, shape=shape, dtype="uint8", geoms=list(outline_gdf.geometry), grid=grid,
+                       all_touched=False).astype(bool)
+    else:
+        inside = da.ones(shape, dtype=bool, chunks=CHUNK_PX)
     static = {}
     for name, path in spec.distance_to.items():
         gdf = read_vector(path, grid, f"distance_to.{name}")
