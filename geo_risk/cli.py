@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import warnings
@@ -81,52 +82,35 @@ def _guard(fn):
         raise typer.Exit(2) from None
 
 
-@app.command()
-def tile(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """Align every layer on the reference grid, derive distances/labels/zones, cut training chips."""
-    from geo_risk.tiling import run_tile
-
-    _guard(lambda: run_tile(_setup(config, set_, out, verbose)))
-
-
-@app.command()
-def train(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """Train the U-Net with the composite loss on the chips; calibrate; write model.pt."""
-    from geo_risk.train import run_train
-
-    _guard(lambda: run_train(_setup(config, set_, out, verbose)))
-
-
-@app.command()
-def predict(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """Sliding-window inference over the forecast period; write risk.tif (COG)."""
-    from geo_risk.predict import run_predict
-
-    _guard(lambda: run_predict(_setup(config, set_, out, verbose)))
+STAGES = [
+    ("tile", "geo_risk.tiling:run_tile",
+     "Align every layer on the reference grid, derive distances/labels/zones, cut training chips."),
+    ("train", "geo_risk.train:run_train",
+     "Train the U-Net with the composite loss on the chips; calibrate; write model.pt."),
+    ("predict", "geo_risk.predict:run_predict",
+     "Sliding-window inference over the forecast period; write risk.tif (COG)."),
+    ("decide", "geo_risk.decide:run_decide",
+     "Minimum-expected-cost action per pixel; write decision.tif and expected_cost.tif."),
+    ("evaluate", "geo_risk.evaluate:run_evaluate",
+     "AUC / AP of the forecast and of the distance-to-edge baseline; write metrics.json."),
+    ("map", "geo_risk.pipeline:run_map", "Write map.html: an offline review map of risk, decisions and zones."),
+]
 
 
-@app.command()
-def decide(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """Minimum-expected-cost action per pixel; write decision.tif and expected_cost.tif."""
-    from geo_risk.decide import run_decide
+def _stage_command(target: str, doc: str):
+    """A CLI command running one stage (imported only when called, so --help stays fast)."""
+    module, func = target.split(":")
 
-    _guard(lambda: run_decide(_setup(config, set_, out, verbose)))
+    def command(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
+        stage = getattr(importlib.import_module(module), func)
+        _guard(lambda: stage(_setup(config, set_, out, verbose)))
 
-
-@app.command()
-def evaluate(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """AUC / AP of the forecast and of the distance-to-edge baseline; write metrics.json."""
-    from geo_risk.evaluate import run_evaluate
-
-    _guard(lambda: run_evaluate(_setup(config, set_, out, verbose)))
+    command.__doc__ = doc
+    return command
 
 
-@app.command("map")
-def map_(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-    """Write map.html: an offline review map of risk, decisions and zones."""
-    from geo_risk.pipeline import run_map
-
-    _guard(lambda: run_map(_setup(config, set_, out, verbose)))
+for _name, _target, _doc in STAGES:
+    app.command(_name)(_stage_command(_target, _doc))
 
 
 @app.command()

@@ -32,7 +32,11 @@ def region(tmp_path, demo_dir, demo_config):
     return cfg, data, tmp_path / "run"
 
 
-def assert_nothing_written(run_dir):
+def assert_refused(out, run_dir, *phrases):
+    """Exit code 2, every phrase in the message, and nothing written in the run folder."""
+    assert out.returncode == 2, out.stderr
+    for phrase in phrases:
+        assert phrase in out.stderr, (phrase, out.stderr)
     leftovers = [p for p in run_dir.rglob("*")] if run_dir.exists() else []
     assert leftovers == [], leftovers
 
@@ -40,28 +44,19 @@ def assert_nothing_written(run_dir):
 def test_config_typo_names_the_key(region):
     cfg, _, run = region
     cfg.write_text(cfg.read_text().replace("min_zone_pixels", "min_zone_pixel"))
-    out = geo_risk("run", cfg, "--out", run)
-    assert out.returncode == 2
-    assert "loss.min_zone_pixel: unknown key" in out.stderr and "region.yaml" in out.stderr
-    assert_nothing_written(run)
+    assert_refused(geo_risk("run", cfg, "--out", run), run, "loss.min_zone_pixel: unknown key", "region.yaml")
 
 
 def test_missing_file_names_layer_and_file(region):
     cfg, data, run = region
     (data / "slope.tif").unlink()
-    out = geo_risk("run", cfg, "--out", run)
-    assert out.returncode == 2
-    assert "layer 'rasters.slope'" in out.stderr and "slope.tif not found" in out.stderr
-    assert_nothing_written(run)
+    assert_refused(geo_risk("run", cfg, "--out", run), run, "layer 'rasters.slope'", "slope.tif not found")
 
 
 def test_vector_without_crs_names_layer(region):
     cfg, data, run = region
     (data / "rivers_PROJ.prj").unlink()
-    out = geo_risk("tile", cfg, "--out", run)
-    assert out.returncode == 2
-    assert "layer 'distance_to.rivers'" in out.stderr and "has no CRS" in out.stderr
-    assert_nothing_written(run)
+    assert_refused(geo_risk("tile", cfg, "--out", run), run, "layer 'distance_to.rivers'", "has no CRS")
 
 
 def test_raster_outside_grid_names_layer(region):
@@ -69,13 +64,9 @@ def test_raster_outside_grid_names_layer(region):
     with rasterio.open(data / "altitude.tif", "r+") as ds:
         t = ds.transform
         ds.transform = Affine(t.a, t.b, t.c + 3e6, t.d, t.e, t.f)
-    out = geo_risk("tile", cfg, "--out", run)
-    assert out.returncode == 2
-    assert "layer 'rasters.altitude'" in out.stderr and "does not overlap" in out.stderr
-    assert_nothing_written(run)
+    assert_refused(geo_risk("tile", cfg, "--out", run), run, "layer 'rasters.altitude'", "does not overlap")
 
 
 def test_later_stage_without_earlier_one_says_what_to_run(region):
     cfg, _, run = region
-    out = geo_risk("predict", cfg, "--out", run)
-    assert out.returncode == 2 and "geo-risk train" in out.stderr
+    assert_refused(geo_risk("predict", cfg, "--out", run), run, "geo-risk train")

@@ -41,25 +41,27 @@ def test_missing_raster_names_layer_and_file(grid, tmp_path):
         read_on_grid(tmp_path / "nope.tif", grid, "slope")
 
 
-def test_raster_without_crs_is_refused(grid, demo_dir, tmp_path):
-    with rasterio.open(demo_dir / "slope.tif") as src:
+def altered_copy(src_path, dst_path, **profile_changes):
+    """A copy of a real raster with some profile entries changed (e.g. no CRS, a shifted transform)."""
+    with rasterio.open(src_path) as src:
         prof, data = src.profile, src.read()
-    prof.update(crs=None)
-    bad = tmp_path / "slope_nocrs.tif"
-    with rasterio.open(bad, "w", **prof) as dst:
+    prof.update(**profile_changes)
+    with rasterio.open(dst_path, "w", **prof) as dst:
         dst.write(data)
+    return dst_path
+
+
+def test_raster_without_crs_is_refused(grid, demo_dir, tmp_path):
+    bad = altered_copy(demo_dir / "slope.tif", tmp_path / "slope_nocrs.tif", crs=None)
     with pytest.raises(CRSMissingError, match=r"layer 'slope'.*slope_nocrs\.tif has no CRS.*gdal_edit"):
         read_on_grid(bad, grid, "slope")
 
 
 def test_raster_off_the_grid_is_refused(grid, demo_dir, tmp_path):
     with rasterio.open(demo_dir / "slope.tif") as src:
-        prof, data = src.profile, src.read()
-    t = prof["transform"]
-    prof.update(transform=Affine(t.a, t.b, t.c + 5e6, t.d, t.e, t.f))  # 5000 km east
-    bad = tmp_path / "slope_far.tif"
-    with rasterio.open(bad, "w", **prof) as dst:
-        dst.write(data)
+        t = src.transform
+    far = Affine(t.a, t.b, t.c + 5e6, t.d, t.e, t.f)  # 5000 km east
+    bad = altered_copy(demo_dir / "slope.tif", tmp_path / "slope_far.tif", transform=far)
     with pytest.raises(NoOverlapError, match=r"layer 'slope'.*does not overlap"):
         read_on_grid(bad, grid, "slope")
 
