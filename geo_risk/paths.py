@@ -61,3 +61,7 @@ class RunPaths:
     @property
     def train_log(self) -> Path:
         return self.root / "train_log.csv"
+
+    @property
+    def learning_curves(self) -> Path:
+        return self.root / "learning_curves.png"

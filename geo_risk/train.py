@@ -25,6 +25,7 @@ from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.data import ChipDataset
 from geo_risk.model import build_model, save_checkpoint
 from geo_risk.paths import RunPaths
+from geo_risk.plots import plot_learning_curves
 from losses import CompositeLoss
 from tiles.atomic import atomic_file
 
@@ -138,6 +139,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
     }
     save_checkpoint(paths.checkpoint, model, meta)
     _write_log(paths.train_log, rows)
+    plot_learning_curves(rows, paths.learning_curves)
     log.info("train: best epoch %d, temperature %.3f, %.1f s (%.1f chips/s) → %s", best_row["epoch"], temperature,
              train_s, seen / train_s, paths.checkpoint)
     return TrainResult(paths.checkpoint, tc.epochs, temperature, best_row["val_auc"], best_row["val_ap"],

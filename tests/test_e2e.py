@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory, demo_config):
 
 def test_outputs_exist(run_dir):
     for name in ("risk.tif", "decision.tif", "expected_cost.tif", "map.html", "metrics.json", "model.pt",
-                 "config.yaml", "train_log.csv"):
+                 "config.yaml", "train_log.csv", "learning_curves.png"):
         assert (run_dir / name).is_file(), name
 
 
