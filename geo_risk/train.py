@@ -113,10 +113,11 @@ def run_train(cfg: RunConfig) -> TrainResult:
             scaler.update()
             sched.step()
             seen += image.shape[0]
-            sums["total"] += float(res.total.detach())
+            total = float(res.total.detach())
+            sums["total"] += total
             for k, v in res.parts.items():
                 sums[k] += float(v)
-            bar.set_postfix(loss=f"{float(res.total):.4f}", fair=f"{float(res.parts['fairness']):.2e}")
+            bar.set_postfix(loss=f"{total:.4f}", fair=f"{float(res.parts['fairness']):.2e}")
         n = max(1, len(train_dl))
         val_metrics, val_logits = _validate(model, val_dl, criterion, device)
         row = {"epoch": epoch, **{f"train_{k}": v / n for k, v in sums.items()}, **val_metrics}
