@@ -67,6 +67,9 @@ def test_raster_outside_grid_names_layer(region):
     assert_refused(geo_risk("tile", cfg, "--out", run), run, "layer 'rasters.altitude'", "does not overlap")
 
 
-def test_later_stage_without_earlier_one_says_what_to_run(region):
+@pytest.mark.parametrize("stage,hint", [("train", "geo-risk tile"), ("predict", "geo-risk train"),
+                                        ("decide", "geo-risk predict"), ("evaluate", "geo-risk predict"),
+                                        ("map", "risk.tif does not exist")])
+def test_later_stage_without_earlier_one_says_what_to_run(region, stage, hint):
     cfg, _, run = region
-    assert_refused(geo_risk("predict", cfg, "--out", run), run, "geo-risk train")
+    assert_refused(geo_risk(stage, cfg, "--out", run), run, hint)
