@@ -121,10 +121,22 @@ def _risk_layer(path: Path, max_size_px: int):
             f"risk raster {path} has values in [{risk[valid].min():g}, {risk[valid].max():g}], "
             "not probabilities in [0, 1]: rescale it, or set its nodata value if that is the outlier"
         )
-    rgba = matplotlib.colormaps[RISK_CMAP](np.clip(risk, 0, 1), bytes=True)
+    top = risk_scale_max(risk[valid])
+    rgba = matplotlib.colormaps[RISK_CMAP](np.clip(risk / top, 0, 1), bytes=True)
     rgba[~valid, 3] = 0
     bounds = latlon_bounds(transform, risk.shape[1], risk.shape[0])
-    return ImageOverlay(_png_url(rgba), bounds, name=LAYER_RISK, opacity=0.85), bounds
+    return ImageOverlay(_png_url(rgba), bounds, name=LAYER_RISK, opacity=0.85), bounds, top
+
+
+def risk_scale_max(values: np.ndarray) -> float:
+    """Top of the risk colour bar: the 99.5th percentile rounded up to 0.05 (at least 0.05, at most 1).
+
+    Deforestation is rare, so calibrated probabilities mostly sit far below 1; a 0–1 bar would
+    paint nearly everything the same pale colour.
+    """
+    if values.size == 0:
+        return 1.0
+    return float(min(1.0, max(0.05, np.ceil(np.quantile(values, 0.995) * 20) / 20)))
 
 
 def _decision_layer(path: Path, action_names: Sequence[str], max_size_px: int):
@@ -171,7 +183,7 @@ def _rgba_css(c) -> str:
     return f"rgba({r},{g},{b},{a / 255:.2f})"
 
 
-def _legend_html(title, action_names, colours, zone_note, attribution) -> str:
+def _legend_html(title, action_names, colours, zone_note, attribution, top: float = 1.0) -> str:
     """Fixed bottom-left panel: title, risk colour bar, action swatches, note and attribution."""
     esc = html.escape
     cmap = matplotlib.colormaps[RISK_CMAP]
@@ -191,7 +203,7 @@ def _legend_html(title, action_names, colours, zone_note, attribution) -> str:
         f'<div>{LAYER_RISK} <span style="color:#555">(probability of forest loss)</span></div>'
         f'<div style="height:12px;border:1px solid #555;background:linear-gradient(to right, {stops})">'
         '</div><div style="display:flex;justify-content:space-between"><span>0</span>'
-        '<span>0.5</span><span>1</span></div>'
+        f'<span>{top / 2:g}</span><span>{"≥ " if top < 1 else ""}{top:g}</span></div>'
         f'<div style="margin-top:6px;font-weight:bold">{LAYER_DECISION}</div>{swatches}{note}{attr}</div>'
     )
 
@@ -218,7 +230,7 @@ def write_review_map(
     if max_size_px < 1:
         raise ValueError(f"max_size_px must be positive, got {max_size_px}")
     out_html, risk_tif, decision_tif = Path(out_html), Path(risk_tif), Path(decision_tif)
-    risk_layer, bounds = _risk_layer(risk_tif, max_size_px)
+    risk_layer, bounds, top = _risk_layer(risk_tif, max_size_px)
     decision_layer, colours = _decision_layer(decision_tif, action_names, max_size_px)
     zones = _zones_geojson(Path(zones_path)) if zones_path is not None else None
 
@@ -240,7 +252,7 @@ def write_review_map(
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds(bounds)
     m.get_root().html.add_child(Element(
-        _legend_html(title, action_names, colours, zone_note, attribution)), name="review_legend")
+        _legend_html(title, action_names, colours, zone_note, attribution, top)), name="review_legend")
     page = m.get_root().render()
 
     out_html.parent.mkdir(parents=True, exist_ok=True)

@@ -171,3 +171,13 @@ def test_risk_outside_unit_interval_raises(tmp_path):
         dst.write(dst.read(1) * 100, 1)
     with pytest.raises(InputDataError, match=r"risk\.tif.*\[0, 1\]"):
         render(paths, tmp_path / "map.html")
+
+
+def test_risk_colour_bar_tops_at_high_quantile():
+    from geo_risk.review import risk_scale_max
+
+    rare = np.r_[np.full(995, 0.01), np.linspace(0.2, 0.9, 5)]
+    assert risk_scale_max(rare) == pytest.approx(0.05)  # 99.5th percentile 0.01 → floor 0.05
+    assert risk_scale_max(np.linspace(0, 0.42, 1000)) == pytest.approx(0.45)
+    assert risk_scale_max(np.linspace(0, 1, 1000)) == 1.0
+    assert risk_scale_max(np.array([], dtype=np.float32)) == 1.0
