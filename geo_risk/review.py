@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -29,11 +27,12 @@ from rasterio.warp import calculate_default_transform, reproject, transform as w
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
+from geo_risk.export import DECISION_NODATA
 from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError
+from tiles.atomic import atomic_file
 
 WEB_MERCATOR = "EPSG:3857"
 RISK_CMAP = "YlOrRd"
-DECISION_NODATA = 255
 LAYER_RISK, LAYER_DECISION, LAYER_ZONES = "Risk of forest loss", "Decision", "Community zones"
 
 
@@ -255,14 +254,6 @@ def write_review_map(
         _legend_html(title, action_names, colours, zone_note, attribution, top)), name="review_legend")
     page = m.get_root().render()
 
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_html.name}.", suffix=".tmp", dir=out_html.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_html)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out_html) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out_html
