@@ -74,4 +74,4 @@ def run_tile(cfg: RunConfig) -> TileResult:
              time.perf_counter() - t0, paths.tiles)
     return TileResult(paths.stack, paths.chips, paths.zones if zones is not None else None,
                       int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)),
-                      list(stack.band.values))
+                      [str(b) for b in stack.band.values])
