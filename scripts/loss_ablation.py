@@ -98,9 +98,12 @@ def main() -> None:
     ap.add_argument("--base", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--runs", nargs="+", default=["eco=0 fair=0", "eco=5 fair=0", "eco=0 fair=10", "eco=5 fair=10"])
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    train_over = {"epochs": args.epochs} if args.epochs else {}
+    train_over = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
+                  if v is not None}
     base_cfg = load_config(args.config, {"output_dir": str(args.base / "shared"), "train": train_over})
     if not RunPaths(base_cfg.run_dir).chips.exists():
         run_tile(base_cfg)
