@@ -40,7 +40,7 @@ def expected_costs(prob: np.ndarray, cost: np.ndarray) -> np.ndarray:
     if cost.ndim != 2 or cost.shape[1] != 2:
         raise InputDataError(f"decision.cost must be an (actions × 2) matrix, got shape {cost.shape}")
     p = np.asarray(prob, dtype=np.float64)
-    return cost[:, 0].reshape((-1,) + (1,) * p.ndim) * (1 - p) + cost[:, 1].reshape((-1,) + (1,) * p.ndim) * p
+    return np.multiply.outer(cost[:, 0], 1 - p) + np.multiply.outer(cost[:, 1], p)
 
 
 def decide(prob: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +81,7 @@ def run_decide(cfg: RunConfig) -> DecideResult:
               overview_resampling="nearest")
     write_cog(paths.expected_cost, cost, crs, transform, nodata=np.nan, tags=tags, overview_resampling="average")
     area = {a: float((action == i).sum() * pixel_ha) for i, a in enumerate(dc.actions)}
-    total = float(np.nansum(cost) * 1.0)
+    total = float(np.nansum(cost))
     log.info("decide: %s; total expected cost %.4g in %.1f s", ", ".join(f"{a} {v:,.0f} ha" for a, v in area.items()),
              total, time.perf_counter() - t0)
     return DecideResult(paths.decision, paths.expected_cost, area, total)

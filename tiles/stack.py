@@ -10,7 +10,6 @@ Layout (xarray, rioxarray CRS):
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,8 +24,6 @@ from geo_risk_errors import InputDataError
 from tiles.grid import CHUNK_PX, Grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_to, distance_to_edge, normalise_eco
 from tiles.vectors import burn, polygon_zones, read_vector, voronoi_zones
-
-log = logging.getLogger(__name__)
 
 #: bands derived from the forest-change codes, in this order, before rasters and distances
 FOREST_BANDS = ["forest", "past_loss", "dist_edge_m", "dist_past_loss_m"]

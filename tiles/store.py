@@ -6,7 +6,7 @@ failed run never leaves half a store.
 
 from __future__ import annotations
 
-import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import dask
@@ -21,17 +21,12 @@ from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
 from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
 
-log = logging.getLogger(__name__)
-
 
 def write_stack(ds: xr.Dataset, path: Path, progress: bool = True) -> None:
     """Compute the lazy stack and write it as Zarr (one chunk per 1024² block)."""
-    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"):
-        if progress:
-            with ProgressBar(minimum=1.0):
-                ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
-        else:
-            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+    bar = ProgressBar(minimum=1.0) if progress else nullcontext()
+    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), bar:
+        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
 
 
 def open_store(path: Path, what: str) -> xr.Dataset:
