@@ -48,30 +48,35 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
 
 
 def run_tile(cfg: RunConfig) -> TileResult:
-    """Build and write the stack, the zone polygons and the chip store of the training period."""
+    """Build and write the stack, the zone polygons and the chip store of the training period.
+
+    Everything is staged in a temporary folder that becomes ``<run>/tiles`` only when all of it
+    succeeded, so a failure (e.g. too few chips) leaves no partial tiles behind.
+    """
     paths = RunPaths(cfg.run_dir)
     t0 = time.perf_counter()
     ds, zones = build_stack(stack_spec(cfg))
     log.info("tile: stack of %d bands × 2 periods on a %d×%d grid; computing…",
              ds.sizes["band"], ds.sizes["y"], ds.sizes["x"])
-    write_stack(ds, paths.stack)
-    if zones is not None:
-        with atomic_dir(paths.zones_dir) as tmp:
-            zones.to_file(tmp / paths.zones.name, driver="GPKG")
-    stack = open_store(paths.stack, "layer stack")
     c = cfg.chips
-    index = chip_index(stack, "train", c.size_px, c.stride_px, c.min_valid_fraction, c.block_size_px,
-                       c.val_fraction, c.buffer_px, c.seed, c.max_chips)
-    counts = index.split.value_counts()
-    if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
-        raise ChipStoreError(
-            f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation chips "
-            "— lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
-        )
-    write_chip_store(stack, "train", index, paths.chips, c.size_px)
+    with atomic_dir(paths.tiles) as staging:
+        write_stack(ds, staging / paths.stack.name)
+        if zones is not None:
+            (staging / paths.zones_dir.name).mkdir()
+            zones.to_file(staging / paths.zones_dir.name / paths.zones.name, driver="GPKG")
+        stack = open_store(staging / paths.stack.name, "layer stack")
+        index = chip_index(stack, "train", c.size_px, c.stride_px, c.min_valid_fraction, c.block_size_px,
+                           c.val_fraction, c.buffer_px, c.seed, c.max_chips)
+        counts = index.split.value_counts()
+        if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
+            raise ChipStoreError(
+                f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation "
+                "chips — lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
+            )
+        write_chip_store(stack, "train", index, staging / paths.chips.name, c.size_px)
+        bands = [str(b) for b in stack.band.values]
     log.info("tile: %d train, %d val chips (%d dropped in buffers) of %d px in %.1f s → %s",
              counts.get("train", 0), counts.get("val", 0), counts.get("buffer", 0), c.size_px,
              time.perf_counter() - t0, paths.tiles)
     return TileResult(paths.stack, paths.chips, paths.zones if zones is not None else None,
-                      int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)),
-                      [str(b) for b in stack.band.values])
+                      int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)), bands)

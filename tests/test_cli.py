@@ -73,3 +73,11 @@ def test_raster_outside_grid_names_layer(region):
 def test_later_stage_without_earlier_one_says_what_to_run(region, stage, hint):
     cfg, _, run = region
     assert_refused(geo_risk(stage, cfg, "--out", run), run, hint)
+
+
+def test_failed_split_leaves_no_tiles(region):
+    """Only 4 chips are all forest: no validation block is left. The stack was already computed,
+    but the tiles folder appears only when every part of it succeeded."""
+    cfg, _, run = region
+    out = geo_risk("tile", cfg, "--out", run, "--set", "chips.min_valid_fraction=1.0")
+    assert_refused(out, run, "blocked split left", "validation chips", "chips.block_size_px")
