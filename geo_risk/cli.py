@@ -120,13 +120,17 @@ def run(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbo
 
     summary = _guard(lambda: run_all(_setup(config, set_, out, verbose)))
     m = summary["metrics"]
+    z = m["zones"]
+    before = z.get("mean_risk_std_before_projection")
+    zones = (f"zone-mean risk std {before:.4f} → {z['mean_risk_std']:.4f} over {z['count']} zones (fairness projection)"
+             if before is not None else f"zone-mean risk std {z['mean_risk_std']:.4f} over {z['count']} zones")
     typer.echo(
         f"\nforecast {m['period']}: AUC {m['model']['auc']:.3f}, AP {m['model']['ap']:.3f} "
         f"(distance-to-edge baseline: AUC {m['baseline_distance_to_edge']['auc']:.3f}, "
-        f"AP {m['baseline_distance_to_edge']['ap']:.3f})\n"
+        f"AP {m['baseline_distance_to_edge']['ap']:.3f}); {zones}\n"
         f"timings (s): {summary['timings_s']}\n"
-        f"outputs in {summary['run_dir']}/: risk.tif decision.tif expected_cost.tif map.html metrics.json "
-        "model.pt config.yaml"
+        f"outputs in {summary['run_dir']}/: risk.tif decision.tif expected_cost.tif zone_risk.csv map.html "
+        "metrics.json model.pt config.yaml"
     )
 
 

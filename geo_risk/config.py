@@ -121,6 +121,9 @@ class PredictConfig(_Strict):
     window_px: int = Field(256, ge=32)
     overlap_px: int = Field(64, ge=0)
     batch_size: int = Field(8, ge=1)
+    # Zone-fairness projection of the map (geo_risk/fairness.py): weight of the variance of
+    # zone-mean risk against the KL divergence from the model's map; 0 leaves the map as is.
+    lambda_fair: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _overlap(self) -> PredictConfig:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -18,6 +19,8 @@ from tiles import open_store
 from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
+
+ZONE_MIN_PIXELS = 100  # zones smaller than this (9 ha at 30 m) are left out of the zone spread
 
 
 def ranking_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
@@ -37,19 +40,17 @@ def weighted_recall_at_area(score: np.ndarray, label: np.ndarray, weight: np.nda
 
 def zone_mean_risk(prob: np.ndarray, zone: np.ndarray, min_pixels: int) -> dict[int, float]:
     """Mean predicted risk per zone (id ≥ 1) with at least ``min_pixels`` pixels."""
-    out = {}
-    for z in np.unique(zone):
-        sel = zone == z
-        if z > 0 and sel.sum() >= min_pixels:
-            out[int(z)] = float(prob[sel].mean())
-    return out
+    zone = np.asarray(zone).ravel().astype(np.int64)
+    counts = np.bincount(zone)
+    sums = np.bincount(zone, weights=np.asarray(prob, dtype=np.float64).ravel())
+    return {int(g): float(sums[g] / counts[g]) for g in np.flatnonzero(counts >= max(min_pixels, 1)) if g > 0}
 
 
 def forecast_metrics(prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
                      zone: np.ndarray) -> dict:
     """Model and baseline metrics over the valid pixels (flat arrays)."""
     flagged = float(label.mean())  # flag as much area as was really lost
-    means = zone_mean_risk(prob, zone, min_pixels=100)
+    means = zone_mean_risk(prob, zone, min_pixels=ZONE_MIN_PIXELS)
     spread = np.array(list(means.values())) if means else np.array([np.nan])
     return {
         "pixels": int(label.size),
@@ -79,12 +80,18 @@ def run_evaluate(cfg: RunConfig) -> dict:
         stack["features"].sel(band="dist_edge_m").values[valid], np.nan_to_num(stack["eco"].values[valid]),
         stack["zone"].values[valid],
     )
+    if paths.zone_risk.is_file():  # the same zones' spread before predict's fairness projection
+        t = pd.read_csv(paths.zone_risk)
+        metrics["zones"]["mean_risk_std_before_projection"] = float(
+            t.mean_risk_model[t.pixels >= ZONE_MIN_PIXELS].std(ddof=0))
     fc = cfg.periods.forecast
     metrics = {"period": f"{fc.start_year}-{fc.end_year}", **metrics}
     write_json(paths.metrics, metrics)
-    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f",
+    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | "
+             "zone-mean risk std %.4f over %d zones",
              metrics["period"], metrics["model"]["auc"], metrics["model"]["ap"],
-             metrics["baseline_distance_to_edge"]["auc"], metrics["baseline_distance_to_edge"]["ap"])
+             metrics["baseline_distance_to_edge"]["auc"], metrics["baseline_distance_to_edge"]["ap"],
+             metrics["zones"]["mean_risk_std"], metrics["zones"]["count"])
     return metrics
 
 

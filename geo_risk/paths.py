@@ -39,6 +39,10 @@ class RunPaths:
         return self.root / "risk.tif"
 
     @property
+    def zone_risk(self) -> Path:
+        return self.root / "zone_risk.csv"
+
+    @property
     def decision(self) -> Path:
         return self.root / "decision.tif"
 

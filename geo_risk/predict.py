@@ -8,17 +8,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import torch
 import zarr
 from tqdm.auto import tqdm
 
 from geo_risk.config import RunConfig
+from geo_risk.evaluate import zone_mean_risk
 from geo_risk.export import write_cog
+from geo_risk.fairness import fair_zone_offsets
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk_errors import CheckpointError
 from tiles import open_store
+from tiles.atomic import atomic_file
 from tiles.chips import normalise, window_starts
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,17 @@ class PredictResult:
     risk: Path
     windows: int
     seconds: float
+    zone_spread: tuple[float, float]  # std of zone-mean risk before / after the fairness projection
+
+
+@dataclass(frozen=True)
+class RiskMap:
+    """Calibrated probability per pixel (NaN where not valid) and how the zones were adjusted."""
+
+    prob: np.ndarray
+    windows: int
+    zone_offsets: np.ndarray  # logit offset per zone id (all 0 when predict.lambda_fair is 0)
+    zone_table: pd.DataFrame  # zone, pixels, mean risk before and after the projection, offset
 
 
 def taper(size: int, overlap: int) -> np.ndarray:
@@ -41,8 +57,9 @@ def taper(size: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
-def predict_probability(cfg: RunConfig, period: str = "forecast") -> tuple[np.ndarray, int]:
-    """Calibrated probability of loss per pixel of ``period``; NaN where not valid."""
+def predict_probability(cfg: RunConfig, period: str = "forecast") -> RiskMap:
+    """Calibrated probability of loss per pixel of ``period``, projected onto a zone-fairer map
+    when ``predict.lambda_fair`` > 0 (see :mod:`geo_risk.fairness`)."""
     paths = RunPaths(cfg.run_dir)
     model, meta = load_checkpoint(paths.checkpoint)
     stack = open_store(paths.stack, "layer stack")
@@ -76,10 +93,32 @@ def predict_probability(cfg: RunConfig, period: str = "forecast") -> tuple[np.nd
                 acc[r:r + size, c:c + size] += lg * weight
                 wsum[r:r + size, c:c + size] += weight
     with np.errstate(invalid="ignore", divide="ignore"):
-        logit = acc / wsum
-    prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))).astype(np.float32)
-    prob[~valid | (wsum == 0)] = np.nan
-    return prob, len(windows)
+        logit = np.clip(acc / wsum, -60, 60)
+    valid &= wsum > 0
+    zone = np.asarray(g["zone"]).astype(np.int64)
+    offsets = fair_zone_offsets(logit[valid], zone[valid], pc.lambda_fair, cfg.loss.min_zone_pixels)
+    before = _sigmoid(logit[valid])
+    prob = np.full((h, w), np.nan, dtype=np.float32)
+    prob[valid] = _sigmoid(logit[valid] + offsets[zone[valid]])
+    table = zone_table(before, prob[valid], zone[valid], offsets, cfg.loss.min_zone_pixels)
+    return RiskMap(prob, len(windows), offsets, table)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def zone_table(before: np.ndarray, after: np.ndarray, zone: np.ndarray, offsets: np.ndarray,
+               min_pixels: int) -> pd.DataFrame:
+    """Per zone (id ≥ 1, ≥ ``min_pixels`` valid pixels): pixels, mean risk before/after, logit offset."""
+    mean_before = zone_mean_risk(before, zone, min_pixels)
+    mean_after = zone_mean_risk(after, zone, min_pixels)
+    counts = np.bincount(zone)
+    ids = sorted(mean_before)
+    return pd.DataFrame({"zone_id": ids, "pixels": [int(counts[i]) for i in ids],
+                         "mean_risk_model": [mean_before[i] for i in ids],
+                         "mean_risk_map": [mean_after[i] for i in ids],
+                         "logit_offset": [float(offsets[i]) for i in ids]})
 
 
 def run_predict(cfg: RunConfig) -> PredictResult:
@@ -87,13 +126,28 @@ def run_predict(cfg: RunConfig) -> PredictResult:
     torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
     t0 = time.perf_counter()
     paths = RunPaths(cfg.run_dir)
-    prob, n = predict_probability(cfg)
+    risk = predict_probability(cfg)
     stack = open_store(paths.stack, "layer stack")
     fc = cfg.periods.forecast
-    write_cog(paths.probability, prob, stack.rio.crs, stack.rio.transform(), nodata=np.nan,
+    write_cog(paths.probability, risk.prob, stack.rio.crs, stack.rio.transform(), nodata=np.nan,
               tags={"description": f"probability of forest loss {fc.start_year}-{fc.end_year}",
-                    "units": "probability", "model": cfg.model.encoder, "run": cfg.name},
+                    "units": "probability", "model": cfg.model.encoder, "run": cfg.name,
+                    "zone_fairness_lambda": str(cfg.predict.lambda_fair)},
               overview_resampling="average")
+    table = _with_names(risk.zone_table, paths.zones)
+    with atomic_file(paths.zone_risk) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    spread = (float(table.mean_risk_model.std(ddof=0)), float(table.mean_risk_map.std(ddof=0)))
     secs = time.perf_counter() - t0
-    log.info("predict: %d windows in %.1f s → %s", n, secs, paths.probability)
-    return PredictResult(paths.probability, n, secs)
+    log.info("predict: %d windows in %.1f s → %s", risk.windows, secs, paths.probability)
+    log.info("predict: zone-mean risk std over %d zones %.4f → %.4f (λ_fair %g; per zone: %s)",
+             len(table), *spread, cfg.predict.lambda_fair, paths.zone_risk)
+    return PredictResult(paths.probability, risk.windows, secs, spread)
+
+
+def _with_names(table: pd.DataFrame, zones_file: Path) -> pd.DataFrame:
+    """Add the zone names of the tiling's zones layer, when there is one."""
+    if not zones_file.is_file():
+        return table
+    names = gpd.read_file(zones_file, columns=["zone_id", "name"], ignore_geometry=True)
+    return table.merge(names, on="zone_id", how="left")[["zone_id", "name", *table.columns[1:]]]

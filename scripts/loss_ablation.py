@@ -4,7 +4,9 @@
         --runs "eco=0 fair=0" "eco=5 fair=0" "eco=0 fair=10 ema=0.9"
 
 Each run is a set of loss settings (eco → lambda_eco, fair → lambda_fair, ema → ema_momentum,
-kind → fairness). The demo is tiled once (``<base>/shared/tiles``, reused by every run), each run
+kind → fairness) and optionally proj → predict.lambda_fair, the zone-fairness projection of the
+map (geo_risk/fairness.py; it uses no labels, so it is applied to the validation map as well).
+Runs that differ only in proj share one trained model. The demo is tiled once (``<base>/shared/tiles``, reused by every run), each run
 trains with the same seed and epochs, and each is scored on the validation chips (spatially
 held-out blocks) and on the forecast period. Prints a Markdown table and writes
 ``<base>/ablation.json``.
@@ -25,6 +27,7 @@ from torch.utils.data import DataLoader
 from geo_risk.config import load_config
 from geo_risk.data import ChipDataset
 from geo_risk.evaluate import ranking_metrics, weighted_recall_at_area, zone_mean_risk
+from geo_risk.fairness import fair_zone_offsets
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk.predict import predict_probability
@@ -36,17 +39,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
-def score_validation(run_dir: Path, min_zone_pixels: int) -> dict:
-    """Metrics on the validation chips: AUC, AP, zone-mean-risk spread, eco-weighted recall."""
+def score_validation(run_dir: Path, min_zone_pixels: int, lambda_proj: float) -> dict:
+    """Metrics on the validation chips (calibrated, then projected when ``lambda_proj`` > 0):
+    AUC, AP, zone-mean-risk spread, eco-weighted recall."""
     model, meta = load_checkpoint(RunPaths(run_dir).checkpoint)
     ds = ChipDataset(RunPaths(run_dir).chips, "val")
-    probs, labels, ecos, zones = [], [], [], []
+    logits, labels, ecos, zones = [], [], [], []
     for image, label, valid, eco, zone in DataLoader(ds, batch_size=16):
-        p = torch.sigmoid(model(image)).float()
+        lg = model(image).float() / meta["temperature"]
         m = valid.bool()
-        for store, t in zip((probs, labels, ecos, zones), (p[m], label[m], eco[m], zone[m])):
+        for store, t in zip((logits, labels, ecos, zones), (lg[m], label[m], eco[m], zone[m])):
             store.append(t.numpy())
-    p, y, e, z = (np.concatenate(a) for a in (probs, labels, ecos, zones))
+    lg, y, e, z = (np.concatenate(a) for a in (logits, labels, ecos, zones))
+    p = 1 / (1 + np.exp(-(lg + fair_zone_offsets(lg, z, lambda_proj, min_zone_pixels)[z])))
     means = np.array(list(zone_mean_risk(p, z, min_zone_pixels).values()))
     return {
         **ranking_metrics(p, y),
@@ -58,12 +63,15 @@ def score_validation(run_dir: Path, min_zone_pixels: int) -> dict:
 
 
 def score_forecast(cfg) -> dict:
-    prob, _ = predict_probability(cfg)
+    prob = predict_probability(cfg).prob
     stack = open_store(RunPaths(cfg.run_dir).stack, "layer stack").sel(period="forecast")
     valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
     y = stack["label"].values[valid]
     e = np.nan_to_num(stack["eco"].values[valid])
+    z = stack["zone"].values[valid]
+    means = np.array(list(zone_mean_risk(prob[valid], z, 100).values()))
     return {**{f"forecast_{k}": v for k, v in ranking_metrics(prob[valid], y).items()},
+            "forecast_zone_mean_risk_std": float(means.std()),
             "forecast_eco_recall": weighted_recall_at_area(prob[valid], y, e, float(y.mean()))}
 
 
@@ -83,13 +91,16 @@ def initial_magnitudes(cfg) -> dict:
 KEYS = {"eco": "lambda_eco", "fair": "lambda_fair", "ema": "ema_momentum", "kind": "fairness"}
 
 
-def parse_run(spec: str) -> dict:
-    """'eco=5 fair=10 ema=0.9' → {'lambda_eco': 5.0, 'lambda_fair': 10.0, 'ema_momentum': 0.9}."""
-    out = {}
+def parse_run(spec: str) -> tuple[dict, float]:
+    """'eco=5 fair=10 ema=0.9 proj=10' → ({'lambda_eco': 5.0, 'lambda_fair': 10.0, 'ema_momentum': 0.9}, 10.0)."""
+    out, proj = {}, 0.0
     for item in spec.split():
         key, _, value = item.partition("=")
-        out[KEYS[key]] = value if key == "kind" else float(value)
-    return out
+        if key == "proj":
+            proj = float(value)
+        else:
+            out[KEYS[key]] = value if key == "kind" else float(value)
+    return out, proj
 
 
 def main() -> None:
@@ -109,28 +120,31 @@ def main() -> None:
         run_tile(base_cfg)
     results = {"initial_terms": initial_magnitudes(base_cfg), "runs": []}
     for spec in args.runs:
-        loss = parse_run(spec)
+        loss, proj = parse_run(spec)
         name = "_".join(f"{k}{v}" for k, v in sorted(loss.items()))
-        cfg = load_config(args.config, {"output_dir": str(args.base / name), "train": train_over, "loss": loss})
-        tiles = RunPaths(cfg.run_dir).tiles
-        tiles.parent.mkdir(parents=True, exist_ok=True)
-        if not tiles.exists():
-            os.symlink(RunPaths(base_cfg.run_dir).tiles.resolve(), tiles)
-        run_train(cfg)
+        cfg = load_config(args.config, {"output_dir": str(args.base / name), "train": train_over, "loss": loss,
+                                        "predict": {"lambda_fair": proj}})
+        paths = RunPaths(cfg.run_dir)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        if not paths.tiles.exists():
+            os.symlink(RunPaths(base_cfg.run_dir).tiles.resolve(), paths.tiles)
+        if not paths.checkpoint.exists():  # runs differing only in proj share the model
+            run_train(cfg)
         row = {"run": spec, "lambda_eco": cfg.loss.lambda_eco, "lambda_fair": cfg.loss.lambda_fair,
-               "ema": cfg.loss.ema_momentum, "fairness": cfg.loss.fairness,
-               **score_validation(cfg.run_dir, cfg.loss.min_zone_pixels), **score_forecast(cfg)}
+               "ema": cfg.loss.ema_momentum, "fairness": cfg.loss.fairness, "lambda_proj": proj,
+               **score_validation(cfg.run_dir, cfg.loss.min_zone_pixels, proj), **score_forecast(cfg)}
         results["runs"].append(row)
         print(json.dumps(row))
     (args.base / "ablation.json").write_text(json.dumps(results, indent=2))
     print("\ninitial loss terms (untrained model, first batch):", results["initial_terms"])
     print("\n| run | val AUC | val AP | zone-mean risk std | range | eco-weighted recall | "
-          "forecast AUC | forecast AP | forecast eco recall |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "forecast AUC | forecast AP | forecast zone-mean risk std | forecast eco recall |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         print(f"| {r['run']} | {r['auc']:.3f} | {r['ap']:.3f} | "
               f"{r['zone_mean_risk_std']:.4f} | {r['zone_mean_risk_range']:.4f} | {r['eco_recall']:.3f} | "
-              f"{r['forecast_auc']:.3f} | {r['forecast_ap']:.3f} | {r['forecast_eco_recall']:.3f} |")
+              f"{r['forecast_auc']:.3f} | {r['forecast_ap']:.3f} | {r['forecast_zone_mean_risk_std']:.4f} | "
+              f"{r['forecast_eco_recall']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -77,3 +77,18 @@ def test_map_embeds_layers(run_dir):
     html = (run_dir / "map.html").read_text()
     assert "Risk of forest loss" in html and "Decision" in html and "Voronoi" in html
     assert html.count("data:image/png;base64,") >= 2
+
+
+def test_zone_risk_table_shows_the_fairness_projection(run_dir):
+    import pandas as pd
+
+    t = pd.read_csv(run_dir / "zone_risk.csv")
+    assert list(t.columns) == ["zone_id", "name", "pixels", "mean_risk_model", "mean_risk_map", "logit_offset"]
+    assert len(t) >= 20 and t.name.notna().all() and "Basse-Terre" in set(t.name)
+    # the demo config projects the map (predict.lambda_fair > 0): the spread of zone means shrinks,
+    # the expected lost area (pixel-weighted mean risk) stays
+    assert t.mean_risk_map.std(ddof=0) < 0.8 * t.mean_risk_model.std(ddof=0)
+    w = t.pixels / t.pixels.sum()
+    assert (w * t.mean_risk_map).sum() == pytest.approx((w * t.mean_risk_model).sum(), rel=0.05)
+    with rasterio.open(run_dir / "risk.tif") as src:
+        assert float(src.tags()["zone_fairness_lambda"]) > 0
