@@ -88,7 +88,8 @@ STAGES = [
     ("train", "geo_risk.train:run_train",
      "Train the U-Net with the composite loss on the chips; calibrate; write model.pt."),
     ("predict", "geo_risk.predict:run_predict",
-     "Sliding-window inference over the forecast period; write risk.tif (COG)."),
+     "Sliding-window inference over the forecast period, zone-fairness projection (predict.lambda_fair); "
+     "write risk.tif (COG) and zone_risk.csv."),
     ("decide", "geo_risk.decide:run_decide",
      "Minimum-expected-cost action per pixel; write decision.tif and expected_cost.tif."),
     ("evaluate", "geo_risk.evaluate:run_evaluate",

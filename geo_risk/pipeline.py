@@ -6,6 +6,8 @@ import logging
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.paths import RunPaths
 from tiles.atomic import atomic_file
@@ -33,10 +35,20 @@ def run_map(cfg: RunConfig) -> Path:
         action_names=cfg.decision.actions,
         title=f"{cfg.name}: risk of forest loss {fc.start_year}–{fc.end_year}",
         zone_note=zones.note if zones else "",
-        attribution=cfg.attribution, max_size_px=cfg.map.max_size_px,
+        attribution=cfg.attribution, max_size_px=cfg.map.max_size_px, zone_stats=_zone_stats(paths.zone_risk),
     )
     log.info("map: %s", out)
     return out
+
+
+def _zone_stats(zone_risk: Path) -> dict[int, dict[str, str]]:
+    """Tooltip lines per zone from predict's ``zone_risk.csv`` (empty when there is none)."""
+    if not zone_risk.is_file():
+        return {}
+    t = pd.read_csv(zone_risk)
+    return {int(r.zone_id): {"Forest pixels": f"{int(r.pixels):,}",
+                             "Mean risk (model)": f"{r.mean_risk_model:.3f}",
+                             "Mean risk (map)": f"{r.mean_risk_map:.3f}"} for r in t.itertuples()}
 
 
 def run_all(cfg: RunConfig) -> dict:

@@ -10,7 +10,7 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import geopandas as gpd
 import matplotlib
@@ -153,8 +153,9 @@ def _decision_layer(path: Path, action_names: Sequence[str], max_size_px: int):
     return layer, colours
 
 
-def _zones_geojson(path: Path) -> dict:
-    """Zones in EPSG:4326 as GeoJSON, names HTML-escaped (the tooltip inserts them as HTML)."""
+def _zones_geojson(path: Path, stats: Mapping[int, Mapping[str, str]]) -> tuple[dict, dict[str, str]]:
+    """Zones in EPSG:4326 as GeoJSON with ``stats`` joined by zone id, every text HTML-escaped (the
+    tooltip inserts them as HTML), and the tooltip's {property: label}."""
     if not path.exists():
         raise MissingInputError(f"zones file {path} does not exist: fix the path or pass zones_path=None")
     try:
@@ -172,9 +173,15 @@ def _zones_geojson(path: Path) -> dict:
     except (TypeError, ValueError) as exc:
         raise InputDataError(f"zones file {path}: zone_id must be integers ({exc})") from exc
     names = ["" if n is None or n != n else html.escape(str(n)) for n in gdf["name"]]
-    features = [{"type": "Feature", "geometry": mapping(geom), "properties": {"zone_id": z, "name": n}}
-                for geom, z, n in zip(gdf.geometry, ids, names)]
-    return {"type": "FeatureCollection", "features": features}
+    labels = list(dict.fromkeys(label for row in stats.values() for label in row))
+    fields = {"zone_id": "Zone", "name": "Name", **{f"stat{i}": html.escape(lb) for i, lb in enumerate(labels)}}
+    features = []
+    for geom, z, n in zip(gdf.geometry, ids, names):
+        row = stats.get(z, {})
+        extra = {f"stat{i}": html.escape(str(row.get(lb, "–"))) for i, lb in enumerate(labels)}
+        features.append({"type": "Feature", "geometry": mapping(geom),
+                         "properties": {"zone_id": z, "name": n, **extra}})
+    return {"type": "FeatureCollection", "features": features}, fields
 
 
 def _rgba_css(c) -> str:
@@ -219,10 +226,12 @@ def write_review_map(
     attribution: str = "",
     max_size_px: int = 1600,
     basemap: str | None = None,
+    zone_stats: Mapping[int, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write a self-contained Leaflet review map to ``out_html`` (atomically) and return its path.
 
     ``basemap`` (a folium tile name or URL) adds online tiles; by default the page needs no network.
+    ``zone_stats`` ({zone id: {label: text}}, e.g. mean risk) is shown in the zones' tooltip.
     """
     if not 0 < len(action_names) < DECISION_NODATA:
         raise ValueError(f"give 1 to 254 action names, one per decision value; got {len(action_names)}")
@@ -231,7 +240,7 @@ def write_review_map(
     out_html, risk_tif, decision_tif = Path(out_html), Path(risk_tif), Path(decision_tif)
     risk_layer, bounds, top = _risk_layer(risk_tif, max_size_px)
     decision_layer, colours = _decision_layer(decision_tif, action_names, max_size_px)
-    zones = _zones_geojson(Path(zones_path)) if zones_path is not None else None
+    zones, fields = _zones_geojson(Path(zones_path), zone_stats or {}) if zones_path is not None else (None, {})
 
     m = folium.Map(tiles=None, control_scale=True)
     m.get_root().title = html.escape(title)
@@ -246,7 +255,7 @@ def write_review_map(
             zones, name=LAYER_ZONES,
             style_function=lambda _: {"color": "#222", "weight": 1.5, "fill": True,
                                       "fillColor": "#ffffff", "fillOpacity": 0.03},
-            tooltip=folium.GeoJsonTooltip(fields=["zone_id", "name"], aliases=["Zone", "Name"]),
+            tooltip=folium.GeoJsonTooltip(fields=list(fields), aliases=list(fields.values())),
         ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds(bounds)

@@ -76,6 +76,7 @@ def test_checkpoint_loads_safely_and_carries_what_predict_needs(run_dir):
 def test_map_embeds_layers(run_dir):
     html = (run_dir / "map.html").read_text()
     assert "Risk of forest loss" in html and "Decision" in html and "Voronoi" in html
+    assert "Mean risk (map)" in html  # zone_risk.csv joined to the zones tooltip
     assert html.count("data:image/png;base64,") >= 2
 
 

@@ -108,6 +108,14 @@ def test_malicious_zone_name_is_escaped(built):
     assert escaped in page or json.dumps(escaped)[1:-1].replace("&", "\\u0026") in page
 
 
+def test_zone_stats_join_the_tooltip_escaped(tmp_path):
+    paths = make_inputs(tmp_path)
+    stats = {1: {"Mean risk (map)": "0.051"}, 3: {"Mean risk (map)": EVIL}}  # zone 2 has none
+    page = render(paths, tmp_path / "map.html", max_size_px=64, zone_stats=stats).read_text(encoding="utf-8")
+    assert "Mean risk (map)" in page and '"stat0": "0.051"' in page and r'"stat0": "\u2013"' in page
+    assert EVIL not in page
+
+
 def test_overlay_bounds_and_size_match_the_rasters(built):
     paths, _, page = built
     with rasterio.open(paths["risk"]) as src:
