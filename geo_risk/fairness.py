@@ -19,12 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.optimize import brentq
+from scipy.special import expit
 
 from losses import CompositeLoss
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def fair_zone_offsets(logits: np.ndarray, zones: np.ndarray, lambda_fair: float, min_zone_pixels: int,
@@ -65,7 +62,7 @@ def fair_zone_offsets(logits: np.ndarray, zones: np.ndarray, lambda_fair: float,
     opt.step(closure)
     table[fitted] = offsets.detach().numpy()
     shifted = z + table[zones]
-    goal = _sigmoid(z).mean()
-    common = brentq(lambda c: _sigmoid(shifted + c).mean() - goal, -30.0, 30.0, xtol=1e-10)
+    goal = expit(z).mean()
+    common = brentq(lambda c: expit(shifted + c).mean() - goal, -200.0, 200.0, xtol=1e-10)
     return table + common
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 import zarr
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from geo_risk.config import RunConfig
@@ -97,15 +98,11 @@ def predict_probability(cfg: RunConfig, period: str = "forecast") -> RiskMap:
     valid &= wsum > 0
     zone = np.asarray(g["zone"]).astype(np.int64)
     offsets = fair_zone_offsets(logit[valid], zone[valid], pc.lambda_fair, cfg.loss.min_zone_pixels)
-    before = _sigmoid(logit[valid])
+    before = expit(logit[valid])
     prob = np.full((h, w), np.nan, dtype=np.float32)
-    prob[valid] = _sigmoid(logit[valid] + offsets[zone[valid]])
+    prob[valid] = expit(logit[valid] + offsets[zone[valid]])
     table = zone_table(before, prob[valid], zone[valid], offsets, cfg.loss.min_zone_pixels)
     return RiskMap(prob, len(windows), offsets, table)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def zone_table(before: np.ndarray, after: np.ndarray, zone: np.ndarray, offsets: np.ndarray,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch.utils.data import DataLoader
 
 from geo_risk.config import load_config
@@ -51,7 +52,7 @@ def score_validation(run_dir: Path, min_zone_pixels: int, lambda_proj: float) ->
         for store, t in zip((logits, labels, ecos, zones), (lg[m], label[m], eco[m], zone[m])):
             store.append(t.numpy())
     lg, y, e, z = (np.concatenate(a) for a in (logits, labels, ecos, zones))
-    p = 1 / (1 + np.exp(-(lg + fair_zone_offsets(lg, z, lambda_proj, min_zone_pixels)[z])))
+    p = expit(lg + fair_zone_offsets(lg, z, lambda_proj, min_zone_pixels)[z])
     means = np.array(list(zone_mean_risk(p, z, min_zone_pixels).values()))
     return {
         **ranking_metrics(p, y),
@@ -111,9 +112,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=None, help="training seed (the chips and their split stay fixed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    train_over = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
+    train_over = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                                    ("seed", args.seed))
                   if v is not None}
     base_cfg = load_config(args.config, {"output_dir": str(args.base / "shared"), "train": train_over})
     if not RunPaths(base_cfg.run_dir).chips.exists():
