@@ -123,7 +123,8 @@ def run(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbo
     m = summary["metrics"]
     z = m["zones"]
     before = z.get("mean_risk_std_before_projection")
-    zones = (f"zone-mean risk std {before:.4f} → {z['mean_risk_std']:.4f} over {z['count']} zones (fairness projection)"
+    zones = (f"zone-mean risk std {before:.4f} → {z['mean_risk_std']:.4f} over {z['count']} zones "
+             f"(fairness projection, λ {z['projection_lambda_fair']:g})"
              if before is not None else f"zone-mean risk std {z['mean_risk_std']:.4f} over {z['count']} zones")
     typer.echo(
         f"\nforecast {m['period']}: AUC {m['model']['auc']:.3f}, AP {m['model']['ap']:.3f} "

@@ -73,6 +73,7 @@ def run_evaluate(cfg: RunConfig) -> dict:
         raise InputDataError(f"{paths.probability} not found — run `geo-risk predict CONFIG` first")
     with rasterio.open(paths.probability) as src:
         prob = src.read(1)
+        projection = float(src.tags().get("zone_fairness_lambda", 0))
     stack = open_store(paths.stack, "layer stack").sel(period="forecast")
     valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
     metrics = forecast_metrics(
@@ -80,8 +81,9 @@ def run_evaluate(cfg: RunConfig) -> dict:
         stack["features"].sel(band="dist_edge_m").values[valid], np.nan_to_num(stack["eco"].values[valid]),
         stack["zone"].values[valid],
     )
-    if paths.zone_risk.is_file():  # the same zones' spread before predict's fairness projection
+    if projection > 0 and paths.zone_risk.is_file():  # the same zones before predict's fairness projection
         t = pd.read_csv(paths.zone_risk)
+        metrics["zones"]["projection_lambda_fair"] = projection
         metrics["zones"]["mean_risk_std_before_projection"] = float(
             t.mean_risk_model[t.pixels >= ZONE_MIN_PIXELS].std(ddof=0))
     fc = cfg.periods.forecast

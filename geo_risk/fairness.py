@@ -65,4 +65,3 @@ def fair_zone_offsets(logits: np.ndarray, zones: np.ndarray, lambda_fair: float,
     goal = expit(z).mean()
     common = brentq(lambda c: expit(shifted + c).mean() - goal, -200.0, 200.0, xtol=1e-10)
     return table + common
-

@@ -93,3 +93,5 @@ def test_zone_risk_table_shows_the_fairness_projection(run_dir):
     assert (w * t.mean_risk_map).sum() == pytest.approx((w * t.mean_risk_model).sum(), rel=0.05)
     with rasterio.open(run_dir / "risk.tif") as src:
         assert float(src.tags()["zone_fairness_lambda"]) > 0
+    z = json.loads((run_dir / "metrics.json").read_text())["zones"]
+    assert z["projection_lambda_fair"] > 0 and z["mean_risk_std"] < z["mean_risk_std_before_projection"]
