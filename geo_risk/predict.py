@@ -137,8 +137,9 @@ def run_predict(cfg: RunConfig) -> PredictResult:
     spread = (float(table.mean_risk_model.std(ddof=0)), float(table.mean_risk_map.std(ddof=0)))
     secs = time.perf_counter() - t0
     log.info("predict: %d windows in %.1f s → %s", risk.windows, secs, paths.probability)
-    log.info("predict: zone-mean risk std over %d zones %.4f → %.4f (λ_fair %g; per zone: %s)",
-             len(table), *spread, cfg.predict.lambda_fair, paths.zone_risk)
+    if len(table):
+        log.info("predict: zone-mean risk std over %d zones %.4f → %.4f (λ_fair %g; per zone: %s)",
+                 len(table), *spread, cfg.predict.lambda_fair, paths.zone_risk)
     return PredictResult(paths.probability, risk.windows, secs, spread)
 
 
