@@ -126,6 +126,7 @@ def run(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbo
     zones = (f"zone-mean risk std {before:.4f} → {z['mean_risk_std']:.4f} over {z['count']} zones "
              f"(fairness projection, λ {z['projection_lambda_fair']:g})"
              if before is not None else f"zone-mean risk std {z['mean_risk_std']:.4f} over {z['count']} zones")
+    zones = zones if z["count"] else "no zones"
     typer.echo(
         f"\nforecast {m['period']}: AUC {m['model']['auc']:.3f}, AP {m['model']['ap']:.3f} "
         f"(distance-to-edge baseline: AUC {m['baseline_distance_to_edge']['auc']:.3f}, "

@@ -89,11 +89,11 @@ def run_evaluate(cfg: RunConfig) -> dict:
     fc = cfg.periods.forecast
     metrics = {"period": f"{fc.start_year}-{fc.end_year}", **metrics}
     write_json(paths.metrics, metrics)
-    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | "
-             "zone-mean risk std %.4f over %d zones",
+    z = metrics["zones"]
+    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | %s",
              metrics["period"], metrics["model"]["auc"], metrics["model"]["ap"],
              metrics["baseline_distance_to_edge"]["auc"], metrics["baseline_distance_to_edge"]["ap"],
-             metrics["zones"]["mean_risk_std"], metrics["zones"]["count"])
+             f"zone-mean risk std {z['mean_risk_std']:.4f} over {z['count']} zones" if z["count"] else "no zones")
     return metrics
 
 

@@ -144,8 +144,7 @@ def run_predict(cfg: RunConfig) -> PredictResult:
 
 
 def _with_names(table: pd.DataFrame, zones_file: Path) -> pd.DataFrame:
-    """Add the zone names of the tiling's zones layer, when there is one."""
-    if not zones_file.is_file():
-        return table
-    names = gpd.read_file(zones_file, columns=["zone_id", "name"], ignore_geometry=True)
+    """Add the zone names of the tiling's zones layer (empty names when there is none)."""
+    names = (gpd.read_file(zones_file, columns=["zone_id", "name"], ignore_geometry=True) if zones_file.is_file()
+             else pd.DataFrame({"zone_id": pd.Series(dtype="int64"), "name": pd.Series(dtype="str")}))
     return table.merge(names, on="zone_id", how="left")[["zone_id", "name", *table.columns[1:]]]

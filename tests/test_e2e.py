@@ -95,3 +95,14 @@ def test_zone_risk_table_shows_the_fairness_projection(run_dir):
         assert float(src.tags()["zone_fairness_lambda"]) > 0
     z = json.loads((run_dir / "metrics.json").read_text())["zones"]
     assert z["projection_lambda_fair"] > 0 and z["mean_risk_std"] < z["mean_risk_std_before_projection"]
+
+
+def test_run_without_zones(tmp_path, demo_config):
+    """A region with no zones layer: the projection has nothing to do and every stage still runs."""
+    out = tmp_path / "nozones"
+    proc = subprocess.run([sys.executable, "-m", "geo_risk", "run", str(demo_config), "--out", str(out), *TINY,
+                           "--set", "layers.zones=null"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no zones" in proc.stdout
+    assert (out / "zone_risk.csv").read_text() == "zone_id,name,pixels,mean_risk_model,mean_risk_map,logit_offset\n"
+    assert "Community zones" not in (out / "map.html").read_text()
