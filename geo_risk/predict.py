@@ -35,7 +35,6 @@ class PredictResult:
     risk: Path
     windows: int
     seconds: float
-    zone_spread: tuple[float, float]  # std of zone-mean risk before / after the fairness projection
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class RiskMap:
 
     prob: np.ndarray
     windows: int
-    zone_offsets: np.ndarray  # logit offset per zone id (all 0 when predict.lambda_fair is 0)
     zone_table: pd.DataFrame  # zone, pixels, mean risk before and after the projection, offset
 
 
@@ -102,7 +100,7 @@ def predict_probability(cfg: RunConfig, period: str = "forecast") -> RiskMap:
     prob = np.full((h, w), np.nan, dtype=np.float32)
     prob[valid] = expit(logit[valid] + offsets[zone[valid]])
     table = zone_table(before, prob[valid], zone[valid], offsets, cfg.loss.min_zone_pixels)
-    return RiskMap(prob, len(windows), offsets, table)
+    return RiskMap(prob, len(windows), table)
 
 
 def zone_table(before: np.ndarray, after: np.ndarray, zone: np.ndarray, offsets: np.ndarray,
@@ -134,13 +132,13 @@ def run_predict(cfg: RunConfig) -> PredictResult:
     table = _with_names(risk.zone_table, paths.zones)
     with atomic_file(paths.zone_risk) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    spread = (float(table.mean_risk_model.std(ddof=0)), float(table.mean_risk_map.std(ddof=0)))
     secs = time.perf_counter() - t0
     log.info("predict: %d windows in %.1f s → %s", risk.windows, secs, paths.probability)
     if len(table):
         log.info("predict: zone-mean risk std over %d zones %.4f → %.4f (λ_fair %g; per zone: %s)",
-                 len(table), *spread, cfg.predict.lambda_fair, paths.zone_risk)
-    return PredictResult(paths.probability, risk.windows, secs, spread)
+                 len(table), table.mean_risk_model.std(ddof=0), table.mean_risk_map.std(ddof=0),
+                 cfg.predict.lambda_fair, paths.zone_risk)
+    return PredictResult(paths.probability, risk.windows, secs)
 
 
 def _with_names(table: pd.DataFrame, zones_file: Path) -> pd.DataFrame:
