@@ -30,3 +30,11 @@ def test_bad_cost_matrix_shape(demo_config):
 def test_loss_code_outside_forest_codes(demo_config):
     with pytest.raises(ConfigError, match="subset of forest_codes"):
         load_config(demo_config, {"periods": {"train": {"loss_codes": [1]}}})
+
+
+def test_negative_projection_weight_is_named(tmp_path, demo_config):
+    bad = tmp_path / "negative.yaml"
+    bad.write_text(demo_config.read_text().replace("lambda_fair: 20}", "lambda_fair: -1}"))
+    assert "lambda_fair: -1}" in bad.read_text()
+    with pytest.raises(ConfigError, match=r"negative\.yaml[\s\S]*predict\.lambda_fair"):
+        load_config(bad)
