@@ -1,4 +1,4 @@
-"""Stage 6 — evaluate: the forecast against the observed loss, beside a distance-to-edge baseline."""
+"""Stage 6 — evaluate: score risk.tif against the observed loss, beside a distance-to-edge baseline; metrics.json."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from geo_risk.config import RunConfig
+from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area, zone_mean_risk
 from geo_risk.paths import RunPaths
 from geo_risk_errors import InputDataError
 from tiles import open_store
@@ -21,29 +21,6 @@ from tiles.atomic import atomic_file
 log = logging.getLogger(__name__)
 
 ZONE_MIN_PIXELS = 100  # zones smaller than this (9 ha at 30 m) are left out of the zone spread
-
-
-def ranking_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
-    """AUC and average precision of a score against binary labels."""
-    if label.min() == label.max():
-        return {"auc": float("nan"), "ap": float("nan")}
-    return {"auc": float(roc_auc_score(label, score)), "ap": float(average_precision_score(label, score))}
-
-
-def weighted_recall_at_area(score: np.ndarray, label: np.ndarray, weight: np.ndarray, fraction: float) -> float:
-    """Share of the eco-weighted observed loss caught by flagging the top ``fraction`` of pixels by score."""
-    k = max(1, int(round(fraction * score.size)))
-    top = np.argpartition(-score, k - 1)[:k]
-    total = float((label * weight).sum())
-    return float((label[top] * weight[top]).sum() / total) if total > 0 else float("nan")
-
-
-def zone_mean_risk(prob: np.ndarray, zone: np.ndarray, min_pixels: int) -> dict[int, float]:
-    """Mean predicted risk per zone (id ≥ 1) with at least ``min_pixels`` pixels."""
-    zone = np.asarray(zone).ravel().astype(np.int64)
-    counts = np.bincount(zone)
-    sums = np.bincount(zone, weights=np.asarray(prob, dtype=np.float64).ravel())
-    return {int(g): float(sums[g] / counts[g]) for g in np.flatnonzero(counts >= max(min_pixels, 1)) if g > 0}
 
 
 def forecast_metrics(prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
