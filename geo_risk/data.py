@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from geo_risk_errors import ChipStoreError
 from tiles.chips import normalise
+from tiles.store import check_store_format
 
 
 class Sample(NamedTuple):
@@ -45,6 +46,7 @@ class ChipDataset(Dataset):
             raise ChipStoreError(f"chip store {path} not found — run `geo-risk tile CONFIG` first")
         self.group = zarr.open_group(str(path), mode="r")
         attrs = dict(self.group.attrs)
+        check_store_format(attrs, path, "chip store")
         self.bands: list[str] = [str(b) for b in self.group["band"][:]]
         self.stats: dict = attrs["band_stats"]
         self.num_zones: int = int(attrs["num_zones"])

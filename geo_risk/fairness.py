@@ -21,6 +21,7 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from geo_risk.zone_stats import counted_zones
 from losses import CompositeLoss
 
 
@@ -36,8 +37,7 @@ def fair_zone_offsets(logits: np.ndarray, zones: np.ndarray, lambda_fair: float,
     z = np.asarray(logits, dtype=np.float64).ravel()
     zones = np.asarray(zones).ravel().astype(np.int64)
     table = np.zeros(int(zones.max()) + 1 if zones.size else 1)
-    ids, counts = np.unique(zones, return_counts=True)
-    fitted = ids[(ids > 0) & (counts >= min_zone_pixels)]
+    fitted = counted_zones(zones, min_zone_pixels)
     if lambda_fair == 0 or fitted.size < 2:
         return table
     slot = np.full(table.size, -1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 
+from geo_risk.artifacts import CheckpointMeta
 from geo_risk.config import ModelConfig
 from geo_risk_errors import CheckpointError, ConfigError
 from tiles.atomic import atomic_file
@@ -27,22 +28,22 @@ def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
             "segmentation_models_pytorch.encoders.get_encoder_names()") from e
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict) -> None:
+def save_checkpoint(path: Path, model: torch.nn.Module, meta: CheckpointMeta) -> None:
     """Write weights and metadata atomically (temporary file + rename)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_file(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+        torch.save({"state_dict": state, "meta": meta.to_dict()}, tmp)
 
 
-def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
-    """Load a checkpoint safely (``weights_only``) and rebuild its model in eval mode."""
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """Load a checkpoint safely (``weights_only``), check its format and rebuild its model in eval mode."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found — run `geo-risk train CONFIG` first")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        meta = ckpt["meta"]
-        model = build_model(ModelConfig(**meta["model"]), len(meta["bands"]))
+        meta = CheckpointMeta.from_dict(ckpt.get("meta") if isinstance(ckpt, dict) else None, path)
+        model = build_model(ModelConfig(**meta.model), len(meta.bands))
         model.load_state_dict(ckpt["state_dict"])
     except (CheckpointError, ConfigError):
         raise

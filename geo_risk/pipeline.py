@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from geo_risk.artifacts import Metrics, read_zone_table
 from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.paths import RunPaths
 from tiles.atomic import atomic_file
+
+if TYPE_CHECKING:
+    from geo_risk.decide import DecideResult
+    from geo_risk.tiling import TileResult
+    from geo_risk.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +51,25 @@ def _zone_stats(zone_risk: Path) -> dict[int, dict[str, str]]:
     """Tooltip lines per zone from predict's ``zone_risk.csv`` (empty when there is none)."""
     if not zone_risk.is_file():
         return {}
-    t = pd.read_csv(zone_risk)
+    t = read_zone_table(zone_risk)
     return {int(r.zone_id): {"Forest pixels": f"{int(r.pixels):,}",
                              "Mean risk (model)": f"{r.mean_risk_model:.3f}",
                              "Mean risk (map)": f"{r.mean_risk_map:.3f}"} for r in t.itertuples()}
 
 
-def run_all(cfg: RunConfig) -> dict:
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``geo-risk run`` did: the run folder, seconds per stage and each stage's result."""
+
+    run_dir: Path
+    timings_s: dict[str, float]
+    tile: TileResult
+    train: TrainResult
+    decision: DecideResult
+    metrics: Metrics
+
+
+def run_all(cfg: RunConfig) -> RunSummary:
     """tile → train → predict → decide → evaluate → map; returns a summary with timings."""
     from geo_risk.decide import run_decide
     from geo_risk.evaluate import run_evaluate
@@ -75,5 +93,4 @@ def run_all(cfg: RunConfig) -> dict:
     timed("map", run_map)
     save_config(cfg)
     timings["total"] = round(time.perf_counter() - t_all, 1)
-    return {"run_dir": str(cfg.run_dir), "timings_s": timings, "metrics": metrics, "tile": tile, "train": train,
-            "decision": decision}
+    return RunSummary(Path(cfg.run_dir), timings, tile, train, decision, metrics)

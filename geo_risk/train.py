@@ -20,13 +20,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from geo_risk.artifacts import CheckpointMeta, train_log_columns
 from geo_risk.calibrate import fit_temperature
 from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.data import ChipDataset
 from geo_risk.model import build_model, save_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk.plots import plot_learning_curves
-from losses import CompositeLoss
+from geo_risk_errors import TrainingError
+from losses import LOSS_PARTS, CompositeLoss
 from tiles.atomic import atomic_file
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def run_train(cfg: RunConfig) -> TrainResult:
     for epoch in range(1, tc.epochs + 1):
         model.train()
         criterion.train()
-        sums = {"total": 0.0, "accuracy": 0.0, "eco": 0.0, "fairness": 0.0}
+        sums = dict.fromkeys(("total", *LOSS_PARTS), 0.0)
         bar = tqdm(train_dl, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False)
         for image, label, valid, eco, zone in (_to(b, device) for b in bar):
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -125,19 +127,23 @@ def run_train(cfg: RunConfig) -> TrainResult:
         log.info("epoch %d: train loss %.4f (acc %.4f, eco %.4f, fair %.2e) | val loss %.4f AUC %.3f AP %.3f",
                  epoch, row["train_total"], row["train_accuracy"], row["train_eco"], row["train_fairness"],
                  row["val_total"], row["val_auc"], row["val_ap"])
-        if row["val_total"] < best:
+        if row["val_total"] < best:  # NaN never compares smaller: a NaN epoch is never kept
             best = row["val_total"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best_logits = val_logits
     train_s = time.perf_counter() - t0
-    model.load_state_dict(best_state)
+    if best_state is None:
+        raise TrainingError(
+            f"every validation loss was NaN or infinite over {tc.epochs} epochs (train losses: "
+            f"{[round(r['train_total'], 4) for r in rows]}) — the learning rate may be too high (train.lr "
+            f"{tc.lr:g}: try 10× lower), or an input band holds non-finite values; nothing was written")
     temperature = fit_temperature(*best_logits) if tc.calibrate else 1.0
-    best_row = min(rows, key=lambda r: r["val_total"])
-    meta = {
-        "model": cfg.model.model_dump(), "bands": train_ds.bands, "band_stats": train_ds.stats,
-        "num_zones": train_ds.num_zones, "temperature": temperature, "epoch": best_row["epoch"],
-        "val_auc": best_row["val_auc"], "val_ap": best_row["val_ap"], "config_yaml": config_to_yaml(cfg),
-    }
+    best_row = next(r for r in rows if r["val_total"] == best)
+    meta = CheckpointMeta(
+        model=cfg.model.model_dump(), bands=train_ds.bands, band_stats=train_ds.stats, num_zones=train_ds.num_zones,
+        temperature=temperature, epoch=best_row["epoch"], val_auc=best_row["val_auc"], val_ap=best_row["val_ap"],
+        config_yaml=config_to_yaml(cfg),
+    )
     save_checkpoint(paths.checkpoint, model, meta)
     _write_log(paths.train_log, rows)
     plot_learning_curves(rows, paths.learning_curves)
@@ -170,6 +176,6 @@ def _validate(model, loader, criterion, device) -> tuple[dict, tuple[torch.Tenso
 
 def _write_log(path: Path, rows: list[dict]) -> None:
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=train_log_columns(LOSS_PARTS))
         w.writeheader()
         w.writerows(rows)

@@ -6,7 +6,7 @@ the pure functions of :mod:`losses.functional`; errors are ``geo_risk_errors.Los
 """
 
 from .accuracy import MaskedBCELoss
-from .composite import CompositeLoss, LossResult
+from .composite import LOSS_PARTS, CompositeLoss, LossResult
 from .eco import EcoFalseNegativeLoss
 from .fairness import ZoneFairnessLoss
 from ._options import ECO_FORMS, FAIRNESS_KINDS
@@ -16,6 +16,7 @@ from .functional import (LossInputs, check_inputs, eco_false_negative, fairness_
 __all__ = [
     "CompositeLoss",
     "LossResult",
+    "LOSS_PARTS",
     "MaskedBCELoss",
     "EcoFalseNegativeLoss",
     "ZoneFairnessLoss",

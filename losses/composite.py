@@ -14,9 +14,13 @@ from ._options import check_options
 from .functional import check_inputs, no_autocast
 
 
+#: keys of :attr:`LossResult.parts`, in the order logs and plots show them
+LOSS_PARTS = ("accuracy", "eco", "fairness")
+
+
 class LossResult(NamedTuple):
     """``total``: scalar with grad. ``parts``: detached float32 UNWEIGHTED terms to log,
-    keys exactly "accuracy", "eco", "fairness"."""
+    keys exactly :data:`LOSS_PARTS`."""
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor]
@@ -63,7 +67,7 @@ class CompositeLoss(nn.Module):
                 total = total + self.lambda_eco * eco_term
             if self.lambda_fair > 0:
                 total = total + self.lambda_fair * fair
-        parts = {"accuracy": acc, "eco": eco_term, "fairness": fair}
+        parts = dict(zip(LOSS_PARTS, (acc, eco_term, fair)))
         return LossResult(total, {k: v.detach().float() for k, v in parts.items()})
 
     def extra_repr(self) -> str:

@@ -27,14 +27,14 @@ from torch.utils.data import DataLoader
 
 from geo_risk.config import load_config
 from geo_risk.data import ChipDataset
-from geo_risk.evaluate import ranking_metrics, weighted_recall_at_area, zone_mean_risk
+from geo_risk.evaluate import ranking_metrics, weighted_recall_at_area
+from geo_risk.zone_stats import spread, zone_mean_risk
 from geo_risk.fairness import fair_zone_offsets
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk.predict import predict_probability
 from geo_risk.tiling import run_tile
 from geo_risk.train import make_loss, run_train
-from tiles import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,32 +47,33 @@ def score_validation(run_dir: Path, min_zone_pixels: int, lambda_proj: float) ->
     ds = ChipDataset(RunPaths(run_dir).chips, "val")
     logits, labels, ecos, zones = [], [], [], []
     for image, label, valid, eco, zone in DataLoader(ds, batch_size=16):
-        lg = model(image).float() / meta["temperature"]
+        lg = model(image).float() / meta.temperature
         m = valid.bool()
         for store, t in zip((logits, labels, ecos, zones), (lg[m], label[m], eco[m], zone[m])):
             store.append(t.numpy())
     lg, y, e, z = (np.concatenate(a) for a in (logits, labels, ecos, zones))
     p = expit(lg + fair_zone_offsets(lg, z, lambda_proj, min_zone_pixels)[z])
-    means = np.array(list(zone_mean_risk(p, z, min_zone_pixels).values()))
+    zs = spread(zone_mean_risk(p, z, min_zone_pixels))
     return {
         **ranking_metrics(p, y),
-        "zone_mean_risk_std": float(means.std()),
-        "zone_mean_risk_range": float(means.max() - means.min()),
-        "zones": int(means.size),
+        "zone_mean_risk_std": zs.std,
+        "zone_mean_risk_range": zs.range,
+        "zones": zs.count,
         "eco_recall": weighted_recall_at_area(p, y, e, float(y.mean())),
     }
 
 
 def score_forecast(cfg) -> dict:
-    prob = predict_probability(cfg).prob
-    stack = open_store(RunPaths(cfg.run_dir).stack, "layer stack").sel(period="forecast")
+    risk, stack = predict_probability(cfg)
+    prob = risk.prob
+    stack = stack.sel(period="forecast")
     valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
     y = stack["label"].values[valid]
     e = np.nan_to_num(stack["eco"].values[valid])
     z = stack["zone"].values[valid]
-    means = np.array(list(zone_mean_risk(prob[valid], z, 100).values()))
+    zs = spread(zone_mean_risk(prob[valid], z, cfg.loss.min_zone_pixels))
     return {**{f"forecast_{k}": v for k, v in ranking_metrics(prob[valid], y).items()},
-            "forecast_zone_mean_risk_std": float(means.std()),
+            "forecast_zone_mean_risk_std": zs.std,
             "forecast_eco_recall": weighted_recall_at_area(prob[valid], y, e, float(y.mean()))}
 
 

@@ -31,6 +31,21 @@ def test_outputs_exist(run_dir):
         assert (run_dir / name).is_file(), name
 
 
+def test_train_log_and_learning_curves_hold_the_epoch(run_dir):
+    import pandas as pd
+    from matplotlib.image import imread
+
+    from geo_risk.artifacts import train_log_columns
+    from losses import LOSS_PARTS
+
+    log = pd.read_csv(run_dir / "train_log.csv")
+    assert list(log.columns) == train_log_columns(LOSS_PARTS) and log.epoch.tolist() == [1]  # TINY: one epoch
+    assert np.isfinite(log.drop(columns="epoch").to_numpy()).all()
+    assert 0 < log.train_accuracy[0] < 1 and 0.5 < log.val_auc[0] <= 1 and 0 < log.val_ap[0] <= 1
+    png = imread(run_dir / "learning_curves.png")
+    assert png.shape[0] > 300 and png.shape[1] > 1000 and png.std() > 0.01  # three panels, not blank
+
+
 def test_rasters_on_reference_grid(run_dir, demo_dir):
     with rasterio.open(demo_dir / "forest" / "fcc12345.tif") as ref:
         crs, transform, shape = ref.crs, ref.transform, ref.shape
@@ -59,7 +74,7 @@ def test_risk_is_a_valid_cog(run_dir):
 
 def test_metrics_are_finite_and_baseline_present(run_dir):
     m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["period"] == "2010-2015" and m["pixels"] > 800_000
+    assert m["format"] == 1 and m["period"] == "2010-2015" and m["pixels"] > 800_000
     for block in ("model", "baseline_distance_to_edge"):
         assert 0.5 < m[block]["auc"] <= 1 and math.isfinite(m[block]["ap"])
     assert m["baseline_distance_to_edge"]["auc"] > 0.8  # forestatrisk's strongest covariate is informative
@@ -95,6 +110,9 @@ def test_zone_risk_table_shows_the_fairness_projection(run_dir):
         assert float(src.tags()["zone_fairness_lambda"]) > 0
     z = json.loads((run_dir / "metrics.json").read_text())["zones"]
     assert z["projection_lambda_fair"] > 0 and z["mean_risk_std"] < z["mean_risk_std_before_projection"]
+    # one definition of a counted zone (loss.min_zone_pixels) for the table and metrics.json
+    assert z["min_pixels"] == 50 and z["count"] == len(t)
+    assert z["mean_risk_std_before_projection"] == pytest.approx(t.mean_risk_model.std(ddof=0), rel=1e-4)
 
 
 def test_run_without_zones(tmp_path, demo_config):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geo_risk.evaluate import zone_mean_risk
+from geo_risk.zone_stats import zone_mean_risk
 from geo_risk.fairness import fair_zone_offsets
 
 

@@ -1,17 +1,23 @@
 import pytest
 import torch
 
+from geo_risk.artifacts import CHECKPOINT_FORMAT, CheckpointMeta
 from geo_risk.config import ModelConfig
 from geo_risk.model import build_model, load_checkpoint, save_checkpoint
 from geo_risk_errors import CheckpointError
 
 
+def _meta(**kw) -> CheckpointMeta:
+    base = dict(model=ModelConfig().model_dump(), bands=["a", "b"], band_stats={}, num_zones=3, temperature=1.3,
+                epoch=2, val_auc=0.8, val_ap=0.1, config_yaml="name: x\n")
+    return CheckpointMeta(**{**base, **kw})
+
+
 def test_checkpoint_round_trip(tmp_path):
     model = build_model(ModelConfig(), in_channels=2)
-    meta = {"model": ModelConfig().model_dump(), "bands": ["a", "b"], "num_zones": 3}
-    save_checkpoint(tmp_path / "m.pt", model, meta)
+    save_checkpoint(tmp_path / "m.pt", model, _meta())
     loaded, got = load_checkpoint(tmp_path / "m.pt")
-    assert got["bands"] == ["a", "b"] and not loaded.training
+    assert got == _meta() and got.format == CHECKPOINT_FORMAT and not loaded.training
     for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
 
@@ -30,3 +36,21 @@ def test_unknown_encoder_is_a_config_error():
 
     with pytest.raises(ConfigError, match="model.encoder.*resnet1800"):
         build_model(ModelConfig(encoder="resnet1800"), in_channels=3)
+
+
+def test_checkpoint_of_an_older_version_is_refused_with_the_fix(tmp_path):
+    """A checkpoint whose metadata has no or another format version is named as such, not half-read."""
+    model = build_model(ModelConfig(), in_channels=2)
+    state = model.state_dict()
+    old = _meta().to_dict()
+    del old["format"]  # what geo-risk 0.1 wrote
+    torch.save({"state_dict": state, "meta": old}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"older geo-risk.*reads format 1.*geo-risk train"):
+        load_checkpoint(tmp_path / "old.pt")
+    torch.save({"state_dict": state, "meta": {**old, "format": 99}}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="checkpoint format 99"):
+        load_checkpoint(tmp_path / "new.pt")
+    partial = {k: v for k, v in _meta().to_dict().items() if k != "temperature"}
+    torch.save({"state_dict": state, "meta": partial}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"lacks \['temperature'\]"):
+        load_checkpoint(tmp_path / "partial.pt")

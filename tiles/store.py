@@ -21,10 +21,25 @@ from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
 from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
 
+#: version of the stack and chip stores' layout, kept in their attrs as ``store_format``; bump when
+#: a variable, band or attribute changes meaning, so an older store is refused, not misread
+STORE_FORMAT = 2
+FORMAT_ATTR = "store_format"
+
+
+def check_store_format(attrs, path: Path, what: str) -> None:
+    """Refuse a store written by another version of geo-risk, saying how to rebuild it."""
+    version = attrs.get(FORMAT_ATTR)
+    if version != STORE_FORMAT:
+        written = "an older geo-risk (no format version)" if version is None else f"store format {version}"
+        raise ChipStoreError(f"{what} {path} was written by {written}; this geo-risk reads format {STORE_FORMAT} — "
+                             "run `geo-risk tile CONFIG` again to rebuild it")
+
 
 def write_stack(ds: xr.Dataset, path: Path, progress: bool = True) -> None:
     """Compute the lazy stack and write it as Zarr (one chunk per 1024² block)."""
     bar = ProgressBar(minimum=1.0) if progress else nullcontext()
+    ds = ds.assign_attrs({FORMAT_ATTR: STORE_FORMAT})
     with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), bar:
         ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
 
@@ -35,9 +50,11 @@ def open_store(path: Path, what: str) -> xr.Dataset:
     if not path.exists():
         raise ChipStoreError(f"{what} {path} not found — run `geo-risk tile CONFIG` first")
     try:
-        return xr.open_zarr(path, consolidated=True, decode_coords="all")
+        ds = xr.open_zarr(path, consolidated=True, decode_coords="all")
     except Exception as e:
         raise ChipStoreError(f"{what} {path} is unreadable ({e}) — delete it and run `geo-risk tile` again") from e
+    check_store_format(ds.attrs, path, what)
+    return ds
 
 
 def chip_index(
@@ -102,7 +119,7 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
             "split": (("chip",), index.split.to_numpy().astype(str)),
         },
         coords={"band": stack.band.values, "chip": np.arange(len(index))},
-        attrs={"period": period, "chip_size_px": size, "band_stats": stats,
+        attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": stats,
                "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs)},
     )
     with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), ProgressBar(minimum=1.0):

@@ -3,8 +3,7 @@
 ``metrics`` holds pure functions on flat pixel arrays; ``report`` runs the stage on a run folder.
 """
 
-from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area, zone_mean_risk
-from geo_risk.evaluate.report import forecast_metrics, run_evaluate, write_json
+from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area
+from geo_risk.evaluate.report import forecast_metrics, run_evaluate
 
-__all__ = ["forecast_metrics", "ranking_metrics", "run_evaluate", "weighted_recall_at_area", "write_json",
-           "zone_mean_risk"]
+__all__ = ["forecast_metrics", "ranking_metrics", "run_evaluate", "weighted_recall_at_area"]

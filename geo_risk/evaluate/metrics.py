@@ -1,4 +1,4 @@
-"""Metrics on flat arrays of scored pixels: ranking, eco-weighted recall, zone means."""
+"""Metrics on flat arrays of scored pixels: ranking and eco-weighted recall (zone means: geo_risk.zone_stats)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,3 @@ def weighted_recall_at_area(score: np.ndarray, label: np.ndarray, weight: np.nda
     total = float((label * weight).sum())
     return float((label[top] * weight[top]).sum() / total) if total > 0 else float("nan")
 
-
-def zone_mean_risk(prob: np.ndarray, zone: np.ndarray, min_pixels: int) -> dict[int, float]:
-    """Mean predicted risk per zone (id ≥ 1) with at least ``min_pixels`` pixels."""
-    zone = np.asarray(zone).ravel().astype(np.int64)
-    counts = np.bincount(zone)
-    sums = np.bincount(zone, weights=np.asarray(prob, dtype=np.float64).ravel())
-    return {int(g): float(sums[g] / counts[g]) for g in np.flatnonzero(counts >= max(min_pixels, 1)) if g > 0}

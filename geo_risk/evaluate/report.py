@@ -2,86 +2,71 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import rasterio
 
+from geo_risk.artifacts import Metrics, RiskTags, Scores, ZoneMetrics, read_zone_table
 from geo_risk.config import RunConfig
-from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area, zone_mean_risk
+from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area
 from geo_risk.paths import RunPaths
+from geo_risk.zone_stats import counted_zones, spread, zone_mean_risk
 from geo_risk_errors import InputDataError
 from tiles import open_store
-from tiles.atomic import atomic_file
+from tiles.bands import DIST_EDGE
 
 log = logging.getLogger(__name__)
 
-ZONE_MIN_PIXELS = 100  # zones smaller than this (9 ha at 30 m) are left out of the zone spread
+
+def scores(score: np.ndarray, label: np.ndarray, eco: np.ndarray) -> Scores:
+    """AUC, AP and eco-weighted recall when flagging as much area as was really lost."""
+    rank = ranking_metrics(score, label)
+    return Scores(rank["auc"], rank["ap"], weighted_recall_at_area(score, label, eco, float(label.mean())))
 
 
-def forecast_metrics(prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
-                     zone: np.ndarray) -> dict:
+def forecast_metrics(period: str, prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
+                     zone: np.ndarray, min_zone_pixels: int) -> Metrics:
     """Model and baseline metrics over the valid pixels (flat arrays)."""
-    flagged = float(label.mean())  # flag as much area as was really lost
-    means = zone_mean_risk(prob, zone, min_pixels=ZONE_MIN_PIXELS)
-    spread = np.array(list(means.values())) if means else np.array([np.nan])
-    return {
-        "pixels": int(label.size),
-        "observed_loss_rate": float(label.mean()),
-        "model": {**ranking_metrics(prob, label),
-                  "eco_weighted_recall_at_observed_rate": weighted_recall_at_area(prob, label, eco, flagged)},
-        "baseline_distance_to_edge": {
-            **ranking_metrics(-dist_edge_m, label),
-            "eco_weighted_recall_at_observed_rate": weighted_recall_at_area(-dist_edge_m, label, eco, flagged),
-        },
-        "zones": {"count": len(means), "mean_risk_std": float(spread.std()),
-                  "mean_risk_range": float(spread.max() - spread.min())},
-    }
+    s = spread(zone_mean_risk(prob, zone, min_zone_pixels))
+    return Metrics(
+        period=period, pixels=int(label.size), observed_loss_rate=float(label.mean()),
+        model=scores(prob, label, eco), baseline_distance_to_edge=scores(-dist_edge_m, label, eco),
+        zones=ZoneMetrics(count=s.count, min_pixels=min_zone_pixels, mean_risk_std=s.std, mean_risk_range=s.range),
+    )
 
 
-def run_evaluate(cfg: RunConfig) -> dict:
+def run_evaluate(cfg: RunConfig) -> Metrics:
     """Score ``risk.tif`` against the forecast period's observed loss; write ``metrics.json``."""
     paths = RunPaths(cfg.run_dir)
     if not paths.probability.is_file():
         raise InputDataError(f"{paths.probability} not found — run `geo-risk predict CONFIG` first")
     with rasterio.open(paths.probability) as src:
         prob = src.read(1)
-        projection = float(src.tags().get("zone_fairness_lambda", 0))
+        tags = RiskTags.from_tags(src.tags(), paths.probability)
     stack = open_store(paths.stack, "layer stack").sel(period="forecast")
     valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
-    metrics = forecast_metrics(
-        prob[valid], stack["label"].values[valid].astype(np.uint8),
-        stack["features"].sel(band="dist_edge_m").values[valid], np.nan_to_num(stack["eco"].values[valid]),
-        stack["zone"].values[valid],
-    )
-    if projection > 0 and paths.zone_risk.is_file():  # the same zones before predict's fairness projection
-        t = pd.read_csv(paths.zone_risk)
-        metrics["zones"]["projection_lambda_fair"] = projection
-        metrics["zones"]["mean_risk_std_before_projection"] = float(
-            t.mean_risk_model[t.pixels >= ZONE_MIN_PIXELS].std(ddof=0))
     fc = cfg.periods.forecast
-    metrics = {"period": f"{fc.start_year}-{fc.end_year}", **metrics}
-    write_json(paths.metrics, metrics)
-    z = metrics["zones"]
+    zone = stack["zone"].values[valid]
+    min_px = cfg.loss.min_zone_pixels
+    metrics = forecast_metrics(
+        f"{fc.start_year}-{fc.end_year}", prob[valid], stack["label"].values[valid].astype(np.uint8),
+        stack["features"].sel(band=DIST_EDGE).values[valid], np.nan_to_num(stack["eco"].values[valid]), zone, min_px,
+    )
+    if tags.zone_fairness_lambda > 0 and paths.zone_risk.is_file():  # the same zones before the projection
+        t = read_zone_table(paths.zone_risk)
+        same = t[t.zone_id.isin(counted_zones(zone, min_px))]
+        metrics = _with_projection(metrics, tags.zone_fairness_lambda, float(same.mean_risk_model.std(ddof=0)))
+    metrics.write(paths.metrics)
+    z = metrics.zones
     log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | %s",
-             metrics["period"], metrics["model"]["auc"], metrics["model"]["ap"],
-             metrics["baseline_distance_to_edge"]["auc"], metrics["baseline_distance_to_edge"]["ap"],
-             f"zone-mean risk std {z['mean_risk_std']:.4f} over {z['count']} zones" if z["count"] else "no zones")
+             metrics.period, metrics.model.auc, metrics.model.ap, metrics.baseline_distance_to_edge.auc,
+             metrics.baseline_distance_to_edge.ap,
+             f"zone-mean risk std {z.mean_risk_std:.4f} over {z.count} zones" if z.count else "no zones")
     return metrics
 
 
-def write_json(path: Path, obj: dict) -> None:
-    """Atomic JSON write; NaN becomes null so the file stays standard JSON."""
-    def clean(o):
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        return o
-
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(clean(obj), indent=2))
+def _with_projection(m: Metrics, lambda_fair: float, std_before: float) -> Metrics:
+    return replace(m, zones=replace(m.zones, projection_lambda_fair=lambda_fair,
+                                    mean_risk_std_before_projection=std_before))
