@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import geopandas as gpd
@@ -11,6 +12,8 @@ from rasterio.features import rasterize
 
 from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError
 from tiles.grid import Grid, check_overlap
+
+log = logging.getLogger(__name__)
 
 
 def read_vector(path: Path, grid: Grid, layer: str) -> gpd.GeoDataFrame:
@@ -31,7 +34,9 @@ def read_vector(path: Path, grid: Grid, layer: str) -> gpd.GeoDataFrame:
     if gdf.empty:
         raise InputDataError(f"layer '{layer}': {path} has no geometries — give a file with features")
     check_overlap(tuple(gdf.total_bounds), gdf.crs, grid, layer, path)
-    return gdf.to_crs(grid.crs)
+    gdf = gdf.to_crs(grid.crs)
+    gdf.attrs["source"] = str(path)  # for messages about this layer further down (zones)
+    return gdf
 
 
 def burn(geoms, grid: Grid, values=None, all_touched: bool = True, dtype_out: str = "uint8") -> np.ndarray:
@@ -50,9 +55,11 @@ def voronoi_zones(points: gpd.GeoDataFrame, outline: gpd.GeoDataFrame | None, na
     if len(pts) < 2:
         raise InputDataError("zones: voronoi_points needs at least two point features")
     if name_field not in pts.columns:
+        fields = [c for c in pts.columns if c != pts.geometry.name]
+        source = points.attrs.get("source")
         raise InputDataError(
-            f"zones: field '{name_field}' not in the point layer (fields: {list(pts.columns)}) — "
-            "set layers.zones.name_field"
+            f"zones: field '{name_field}' not in the point layer{f' {source}' if source else ''} "
+            f"(fields: {fields}) — set layers.zones.name_field to the field that names the points"
         )
     hull = shapely.union_all(outline.geometry.values) if outline is not None else None
     extent = hull if hull is not None else shapely.box(*pts.total_bounds).buffer(1.0)
@@ -69,11 +76,45 @@ def voronoi_zones(points: gpd.GeoDataFrame, outline: gpd.GeoDataFrame | None, na
 
 
 def polygon_zones(polys: gpd.GeoDataFrame, name_field: str) -> gpd.GeoDataFrame:
-    """Zones from a territory polygon layer: ids 1..n in file order."""
+    """Zones from a territory polygon layer: columns ``zone_id`` (1..n in file order), ``name``.
+
+    Invalid polygons (self-intersecting rings, holes crossing their shell…) are repaired with
+    ``shapely.make_valid``, keeping their polygonal parts, and a warning gives their count; a
+    polygon with no area left after the repair is refused.
+    """
+    source = polys.attrs.get("source", "the zones layer")
     polys = polys[polys.geometry.geom_type.isin(["Polygon", "MultiPolygon"])].reset_index(drop=True)
     if polys.empty:
-        raise InputDataError("zones: the polygon layer holds no polygons — give territory polygons")
-    names = polys[name_field].astype(str) if name_field in polys.columns else polys.index.astype(str)
+        raise InputDataError(f"zones: {source} holds no polygons — give territory polygons")
+    if name_field not in polys.columns:
+        fields = [c for c in polys.columns if c != polys.geometry.name]
+        raise InputDataError(
+            f"zones: field '{name_field}' not in the polygon layer {source} (fields: {fields}) — "
+            "set layers.zones.name_field to the field that names the territories"
+        )
+    names = polys[name_field].astype(str)
+    geoms = np.asarray(polys.geometry.values, dtype=object)
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        repaired = [_polygonal(shapely.make_valid(g)) for g in geoms[invalid]]
+        lost = [str(names.iloc[i]) for i, g in zip(np.flatnonzero(invalid), repaired) if g.is_empty]
+        if lost:
+            raise InputDataError(
+                f"zones: polygon(s) {lost} of {source} are invalid and have no area once repaired "
+                "(e.g. every vertex on one line) — fix or delete them in the zones layer"
+            )
+        geoms[invalid] = repaired
+        log.warning("zones: repaired %d invalid polygon(s) of %s with shapely.make_valid: %s",
+                    int(invalid.sum()), source, [str(names.iloc[i]) for i in np.flatnonzero(invalid)])
     return gpd.GeoDataFrame(
-        {"zone_id": np.arange(1, len(polys) + 1), "name": list(names)}, geometry=polys.geometry.values, crs=polys.crs
+        {"zone_id": np.arange(1, len(polys) + 1), "name": list(names)}, geometry=list(geoms), crs=polys.crs
     )
+
+
+def _polygonal(geom):
+    """The polygonal parts of a geometry (a repaired one may also hold lines and points)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    polygons = [q for p in parts for q in shapely.get_parts(p)]
+    if not polygons:
+        return shapely.Polygon()
+    return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)

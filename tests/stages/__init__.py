@@ -1,0 +1,1 @@
+"""Stage tests on the synthetic region of tests/data/synthetic: every stage in seconds."""
