@@ -32,6 +32,10 @@ class NoOverlapError(InputDataError):
     """A layer does not overlap the reference grid."""
 
 
+class OutputError(GeoRiskError):
+    """An output cannot be written: run folder not writable, disk full, a file where a folder goes."""
+
+
 class ChipStoreError(GeoRiskError):
     """The chip store or layer stack on disk is missing or inconsistent."""
 
@@ -42,3 +46,7 @@ class CheckpointError(GeoRiskError):
 
 class LossInputError(GeoRiskError, ValueError):
     """Tensors given to a loss have wrong shapes, dtypes or values."""
+
+
+class TrainingError(GeoRiskError):
+    """Training could not produce a usable model (e.g. every validation loss was NaN)."""

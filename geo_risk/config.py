@@ -6,6 +6,8 @@ file are relative to that file's folder (data) or to the working directory (``ou
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from geo_risk_errors import ConfigError
 
 DEFAULT_CONFIG = "configs/guadeloupe-demo.yaml"
+
+
+def default_config() -> Path:
+    """The demo config: the checkout's ``configs/`` when run from source (editable install), else the
+    copy a regular install ships in ``geo_risk/_bundled/`` (beside its data, ``_bundled/data/``)."""
+    source = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
+    if source.is_file():
+        return source
+    return Path(str(resources.files("geo_risk").joinpath("_bundled", *DEFAULT_CONFIG.split("/"))))
 
 
 class _Strict(BaseModel):
@@ -52,6 +63,13 @@ class LayersConfig(_Strict):
     eco_weight: RasterLayer
     outline: Path | None = None
     zones: ZonesConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique_bands(self) -> LayersConfig:
+        from tiles.bands import band_names  # imported here: ``tiles`` pulls in rasterio and dask
+
+        band_names(self.distance_to, self.rasters)  # ConfigError (a ValueError) names both layers
+        return self
 
 
 class PeriodConfig(_Strict):
@@ -189,21 +207,50 @@ class RunConfig(_Strict):
         return self.output_dir
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown key — check its spelling against configs/guadeloupe-demo.yaml")
-        elif e["type"] == "missing":
-            lines.append(f"  {where}: required key is missing")
+def _override_labels(overrides: Mapping, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(key path, ``--set a.b=value``) for every leaf of an overrides mapping."""
+    for k, v in overrides.items():
+        key = (*prefix, str(k))
+        if isinstance(v, Mapping) and v:
+            yield from _override_labels(v, key)
         else:
-            lines.append(f"  {where}: {e['msg']}")
-    return f"invalid config {path}:\n" + "\n".join(lines)
+            text = yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+            yield key, f"--set {'.'.join(key)}={text}"
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
-    """Read and validate a YAML run config; relative data paths resolve against its folder."""
+def _format_errors(path: Path, err: ValidationError, labels: Mapping[tuple[str, ...], str]) -> str:
+    """One line per error; an error caused by an override names the override, not the file."""
+    lines, from_file = [], False
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        where = ".".join(loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key — check its spelling against {DEFAULT_CONFIG}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        given = [key for key in labels if loc[:len(key)] == key]  # overrides of this key or a parent
+        inside = [lb for key, lb in labels.items() if key[:len(loc)] == loc and len(key) > len(loc)]
+        if given:
+            lines.append(f"  {labels[max(given, key=len)]}: {msg}")
+        elif inside:
+            from_file = True
+            lines.append(f"  {where}: {msg} (with {', '.join(inside)})")
+        else:
+            from_file = True
+            lines.append(f"  {where}: {msg}")
+    head = f"invalid config {path}:" if from_file else "invalid command-line value:"
+    return head + "\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path, overrides: dict | None = None, *,
+                labels: Mapping[str, str] | None = None) -> RunConfig:
+    """Read and validate a YAML run config; relative data paths resolve against its folder.
+
+    ``overrides`` (nested like the YAML) replace the file's values; an invalid one is reported as
+    ``--set key=value``, or by ``labels`` ({dotted key: how the user gave it}, e.g.
+    ``{"output_dir": "--out x"}``) when the caller passes them for every override.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found — pass the path of a YAML config (e.g. {DEFAULT_CONFIG})")
@@ -214,12 +261,15 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys at its top level")
     raw = _merge(raw, overrides or {})
-    data_dir = Path(raw.get("data_dir", "."))
-    raw["data_dir"] = data_dir if data_dir.is_absolute() else (path.parent / data_dir).resolve()
+    if isinstance(raw.get("data_dir", "."), str):  # anything else is refused by validation, below
+        data_dir = Path(raw.get("data_dir", "."))
+        raw["data_dir"] = data_dir if data_dir.is_absolute() else (path.parent / data_dir).resolve()
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_errors(path, e)) from None
+        given = ({tuple(k.split(".")): v for k, v in labels.items()} if labels is not None
+                 else dict(_override_labels(overrides or {})))
+        raise ConfigError(_format_errors(path, e, given)) from None
 
 
 def _merge(base: dict, over: dict) -> dict:

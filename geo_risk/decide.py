@@ -19,6 +19,7 @@ from geo_risk.config import RunConfig
 from geo_risk.export import DECISION_NODATA, write_cog
 from geo_risk.paths import RunPaths
 from geo_risk_errors import InputDataError
+from tiles.atomic import atomic_files
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,15 @@ def two_action_threshold(cost: np.ndarray) -> float:
     return float((c_fp - c_tn) / denom)
 
 
+def two_action_rule(cost, actions) -> str:
+    """The two-action Bayes rule as a threshold on p = P(lost), e.g. "patrol where p > 0.1"."""
+    (c_tn, c_fn), (c_fp, c_tp) = np.asarray(cost, dtype=np.float64)
+    denom = (c_fp - c_tn) + (c_fn - c_tp)  # R(1) < R(0)  ⇔  p·denom > C_FP − C_TN; ties go to action 0
+    if denom == 0:
+        return f"{actions[0] if c_fp >= c_tn else actions[1]} everywhere (the costs do not depend on p)"
+    return f"{actions[1]} where p {'>' if denom > 0 else '<'} {two_action_threshold(cost):.4g}"
+
+
 def run_decide(cfg: RunConfig) -> DecideResult:
     """Read ``risk.tif``, write ``decision.tif`` (with a colour table) and ``expected_cost.tif``."""
     t0 = time.perf_counter()
@@ -77,9 +87,13 @@ def run_decide(cfg: RunConfig) -> DecideResult:
     colormap = {i: PALETTE[i % len(PALETTE)] for i in range(len(dc.actions))}
     tags = {"actions": ",".join(dc.actions), "states": ",".join(dc.states), "cost_matrix": repr(dc.cost),
             "run": cfg.name}
-    write_cog(paths.decision, action, crs, transform, nodata=DECISION_NODATA, colormap=colormap, tags=tags,
-              overview_resampling="nearest")
-    write_cog(paths.expected_cost, cost, crs, transform, nodata=np.nan, tags=tags, overview_resampling="average")
+    with atomic_files([paths.decision, paths.expected_cost]) as (tmp_decision, tmp_cost):  # both or neither
+        write_cog(tmp_decision, action, crs, transform, nodata=DECISION_NODATA, colormap=colormap, tags=tags,
+                  overview_resampling="nearest", atomic=False)
+        write_cog(tmp_cost, cost, crs, transform, nodata=np.nan, tags=tags, overview_resampling="average",
+                  atomic=False)
+    if len(dc.actions) == 2:
+        log.info("decide: %s", two_action_rule(dc.cost, dc.actions))
     area = {a: float((action == i).sum() * pixel_ha) for i, a in enumerate(dc.actions)}
     total = float(np.nansum(cost))
     log.info("decide: %s; total expected cost %.4g in %.1f s", ", ".join(f"{a} {v:,.0f} ha" for a, v in area.items()),

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 from shapely.geometry import mapping
 
 from geo_risk.export import DECISION_NODATA
-from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError
+from geo_risk_errors import ConfigError, CRSMissingError, InputDataError, MissingInputError
 from tiles.atomic import atomic_file
 
 WEB_MERCATOR = "EPSG:3857"
@@ -234,9 +234,10 @@ def write_review_map(
     ``zone_stats`` ({zone id: {label: text}}, e.g. mean risk) is shown in the zones' tooltip.
     """
     if not 0 < len(action_names) < DECISION_NODATA:
-        raise ValueError(f"give 1 to 254 action names, one per decision value; got {len(action_names)}")
+        raise ConfigError(f"decision.actions: give 1 to 254 action names, one per decision value of "
+                          f"{decision_tif}; got {len(action_names)}")
     if max_size_px < 1:
-        raise ValueError(f"max_size_px must be positive, got {max_size_px}")
+        raise ConfigError(f"map.max_size_px must be a positive number of pixels, got {max_size_px}")
     out_html, risk_tif, decision_tif = Path(out_html), Path(risk_tif), Path(decision_tif)
     risk_layer, bounds, top = _risk_layer(risk_tif, max_size_px)
     decision_layer, colours = _decision_layer(decision_tif, action_names, max_size_px)

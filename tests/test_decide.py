@@ -41,3 +41,77 @@ def test_nan_probability_is_nodata():
 def test_bad_cost_matrix():
     with pytest.raises(InputDataError, match="actions × 2"):
         decide(np.array([0.5]), np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("cost,rule", [
+    (COST, "patrol where p > 0.1"),
+    ([[10, 10], [0, 100]], "patrol where p < 0.1"),  # patrolling pays only where loss is unlikely
+    ([[0, 0], [5, 5]], "none everywhere"),
+    ([[5, 5], [0, 0]], "patrol everywhere"),
+])
+def test_two_action_rule_matches_decide(cost, rule):
+    from geo_risk.decide import two_action_rule
+
+    text = two_action_rule(cost, ["none", "patrol"])
+    assert text.startswith(rule), text
+    p = np.linspace(0, 1, 101)
+    a, _ = decide(p, np.array(cost, dtype=float))
+    if "where p" in text:
+        t = two_action_threshold(np.array(cost, dtype=float))
+        far = np.abs(p - t) > 1e-9
+        expected = p > t if ">" in text else p < t
+        np.testing.assert_array_equal((a == 1)[far], expected[far])
+    else:
+        assert (a == (1 if rule.startswith("patrol") else 0)).all()
+
+
+def _risk_run(tmp_path, demo_config):
+    import rasterio
+    from affine import Affine
+
+    from geo_risk.config import load_config
+
+    cfg = load_config(demo_config, {"output_dir": str(tmp_path)})
+    prob = np.array([[0.05, 0.5], [np.nan, 0.2]], dtype=np.float32).repeat(32, 0).repeat(32, 1)
+    with rasterio.open(tmp_path / "risk.tif", "w", driver="GTiff", width=64, height=64, count=1, dtype="float32",
+                       crs="EPSG:3395", transform=Affine(30, 0, 0, 0, -30, 0), nodata=np.nan) as dst:
+        dst.write(prob, 1)
+    return cfg
+
+
+def test_run_decide_writes_both_and_logs_the_threshold(tmp_path, demo_config, caplog):
+    import logging
+
+    import rasterio
+
+    from geo_risk.decide import run_decide
+
+    cfg = _risk_run(tmp_path, demo_config)
+    with caplog.at_level(logging.INFO, logger="geo_risk.decide"):
+        result = run_decide(cfg)
+    assert "decide: patrol where p > 0.1" in caplog.text
+    with rasterio.open(result.decision) as d, rasterio.open(result.expected_cost) as c:
+        assert d.read(1)[0, 0] == 0 and d.read(1)[0, 40] == 1 and d.read(1)[40, 0] == 255
+        assert c.read(1)[0, 40] == pytest.approx(10.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decision.tif", "expected_cost.tif", "risk.tif"]
+
+
+def test_run_decide_failure_on_second_output_replaces_neither(tmp_path, demo_config, monkeypatch):
+    import geo_risk.decide
+
+    cfg = _risk_run(tmp_path, demo_config)
+    (tmp_path / "decision.tif").write_text("old decision")
+    real = geo_risk.decide.write_cog
+    calls = []
+
+    def fail_second(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(geo_risk.decide, "write_cog", fail_second)
+    with pytest.raises(OSError, match="No space"):
+        geo_risk.decide.run_decide(cfg)
+    assert (tmp_path / "decision.tif").read_text() == "old decision"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decision.tif", "risk.tif"]

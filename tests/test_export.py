@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -40,3 +42,19 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(Exception):
         write_cog(tmp_path / "bad.tif", np.zeros((10, 10), np.float32), "not a crs", T, nodata=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_into_given_path_when_not_atomic(tmp_path):
+    target = tmp_path / ".staging.tif"
+    target.touch()  # a temporary file made beforehand, as tiles.atomic.atomic_files does
+    out = write_cog(target, np.ones((64, 64), np.float32), CRS3395, T, nodata=np.nan, atomic=False)
+    assert out == target and cog_validate(str(target))[0]
+    assert [p.name for p in tmp_path.iterdir()] == [".staging.tif"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full (always 'disk full') is Linux-only")
+def test_full_disk_is_an_output_error():
+    from geo_risk_errors import OutputError
+
+    with pytest.raises(OutputError, match=r"cannot write /dev/full: .*free disk space"):
+        write_cog(Path("/dev/full"), np.ones((512, 512), np.float32), CRS3395, T, nodata=np.nan, atomic=False)

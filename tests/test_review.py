@@ -189,3 +189,14 @@ def test_risk_colour_bar_tops_at_high_quantile():
     assert risk_scale_max(np.linspace(0, 0.42, 1000)) == pytest.approx(0.45)
     assert risk_scale_max(np.linspace(0, 1, 1000)) == 1.0
     assert risk_scale_max(np.array([], dtype=np.float32)) == 1.0
+
+
+@pytest.mark.parametrize("kw,match", [({"action_names": []}, r"decision\.actions: give 1 to 254"),
+                                      ({"max_size_px": 0}, r"map\.max_size_px must be a positive")])
+def test_bad_arguments_raise_config_error(tmp_path, kw, match):
+    from geo_risk_errors import ConfigError
+
+    paths = make_inputs(tmp_path)
+    with pytest.raises(ConfigError, match=match):
+        render(paths, tmp_path / "map.html", **kw)
+    assert not (tmp_path / "map.html").exists()

@@ -21,12 +21,10 @@ import numpy as np
 import xarray as xr
 
 from geo_risk_errors import InputDataError
+from tiles.bands import FOREST_BANDS, band_names  # noqa: F401  (FOREST_BANDS: re-exported)
 from tiles.grid import CHUNK_PX, Grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_to, distance_to_edge, normalise_eco
 from tiles.vectors import burn, polygon_zones, read_vector, voronoi_zones
-
-#: bands derived from the forest-change codes, in this order, before rasters and distances
-FOREST_BANDS = ["forest", "past_loss", "dist_edge_m", "dist_past_loss_m"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,8 @@ class StackSpec:
 
     @property
     def bands(self) -> list[str]:
-        return FOREST_BANDS + [f"dist_{n}_m" for n in self.distance_to] + list(self.rasters)
+        """Band names in stack order (raises ConfigError when two layers would share one)."""
+        return band_names(self.distance_to, self.rasters)
 
 
 def _lazy(fn, *arrays, shape, dtype, **params) -> da.Array:

@@ -1,0 +1,43 @@
+"""Band names of the layer stack, and the check that no two layers end up with the same one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from geo_risk_errors import ConfigError
+
+FOREST = "forest"
+PAST_LOSS = "past_loss"
+DIST_EDGE = "dist_edge_m"
+DIST_PAST_LOSS = "dist_past_loss_m"
+#: bands derived from the forest-change codes, in this order, before distances and rasters
+FOREST_BANDS = [FOREST, PAST_LOSS, DIST_EDGE, DIST_PAST_LOSS]
+
+_DERIVED = {
+    FOREST: "forest at the period's start",
+    PAST_LOSS: "past forest loss",
+    DIST_EDGE: "distance to the forest edge",
+    DIST_PAST_LOSS: "distance to past forest loss",
+}
+
+
+def distance_band(name: str) -> str:
+    """Band of the distance to the ``layers.distance_to`` layer ``name``."""
+    return f"dist_{name}_m"
+
+
+def band_names(distance_names: Iterable[str], raster_names: Iterable[str]) -> list[str]:
+    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters; refuses duplicates."""
+    owners = {band: f"the derived {what} (from layers.forest_change)" for band, what in _DERIVED.items()}
+    bands = list(FOREST_BANDS)
+    layers = [(distance_band(n), f"layers.distance_to.{n}") for n in distance_names]
+    layers += [(n, f"layers.rasters.{n}") for n in raster_names]
+    for band, key in layers:
+        if band in owners:
+            raise ConfigError(
+                f"{key} makes band '{band}', which is already {owners[band]}: "
+                f"rename {key} in the config (e.g. to '{key.rsplit('.', 1)[1]}_2')"
+            )
+        owners[band] = f"the band of {key}"
+        bands.append(band)
+    return bands
