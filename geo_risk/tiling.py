@@ -10,7 +10,11 @@ from pathlib import Path
 from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
 from geo_risk_errors import ChipStoreError
-from tiles import PeriodCodes, StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
+from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
+from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
+                                 period_codes, prodes_table)
+from tiles.stack import GridSpec, RasterInput
+from tiles.vectors import VectorSource
 from tiles.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -27,23 +31,61 @@ class TileResult:
     bands: list[str]
 
 
-def stack_spec(cfg: RunConfig) -> StackSpec:
-    """Translate the app config into the plain spec ``tiles`` works from."""
+def forest_change_spec(cfg: RunConfig) -> ForestChangeSpec:
+    """The tiles spec of ``layers.forest_change``, whatever its format."""
     p = cfg.data_path
-    periods = [
-        PeriodCodes(name, per.start_year, per.end_year, per.forest_codes, per.past_loss_codes, per.loss_codes)
-        for name, per in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast))
-    ]
-    layers = cfg.layers
+    fc = cfg.layers.forest_change
+    if fc.format == "codes":
+        return forestatrisk_codes(RasterBand(p(fc.path), fc.band), fc.years)
+    if fc.format == "prodes":
+        return prodes_table(RasterBand(p(fc.path), fc.band), fc.classes, last_year=fc.last_year)
+    if fc.format == "yearly_masks":
+        if fc.files is not None:
+            years = sorted(fc.files)
+            masks = [RasterBand(p(fc.files[y])) for y in years]
+        else:
+            years = sorted(fc.bands)
+            masks = [RasterBand(p(fc.path), fc.bands[y]) for y in years]
+        return YearlyMasks(tuple(masks), tuple(years), tuple(fc.forest_values))
+    if fc.format == "hansen":
+        return HansenGFC(RasterBand(p(fc.lossyear)), RasterBand(p(fc.treecover2000)), fc.canopy_cover_pct,
+                         fc.last_year)
+    return LossMasks(
+        RasterBand(p(fc.forest.path), fc.forest.band), tuple(RasterBand(p(m.path), m.band) for m in fc.loss),
+        (fc.forest.year, *(m.end_year for m in fc.loss)), tuple(fc.forest.values),
+        tuple(tuple(m.values) for m in fc.loss),
+    )
+
+
+def _vector(cfg: RunConfig, v) -> VectorSource:
+    return VectorSource(cfg.data_path(v.path), v.layer, v.crs)
+
+
+def stack_spec(cfg: RunConfig) -> StackSpec:
+    """Translate the app config into the plain spec ``tiles`` works from.
+
+    Raises ConfigError when a period's years are not years the forest-change layer holds.
+    """
+    p = cfg.data_path
+    fc = forest_change_spec(cfg)
+    periods = [period_codes(fc, name, per.start_year, per.end_year, per.past_loss_start_year)
+               for name, per in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast))]
+    layers, g = cfg.layers, cfg.grid
+    if g.reference is not None:
+        grid = p(g.reference)
+    else:
+        grid = GridSpec(g.crs, g.resolution_m, g.bounds, _vector(cfg, g.aoi) if g.aoi is not None else None)
+    eco = layers.eco_weight
     return StackSpec(
-        reference=p(cfg.grid.reference),
-        forest_change=p(layers.forest_change),
+        grid=grid,
+        forest_change=fc,
         periods=periods,
-        eco_weight=(p(layers.eco_weight.path), layers.eco_weight.resampling),
-        rasters={n: (p(r.path), r.resampling) for n, r in layers.rasters.items()},
-        distance_to={n: p(v) for n, v in layers.distance_to.items()},
-        outline=p(layers.outline) if layers.outline else None,
-        zones=(layers.zones.source, p(layers.zones.path), layers.zones.name_field) if layers.zones else None,
+        eco_weight=RasterInput(p(eco.path), eco.resampling, eco.band) if eco is not None else None,
+        rasters={n: RasterInput(p(r.path), r.resampling, r.band) for n, r in layers.rasters.items()},
+        distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
+        outline=_vector(cfg, layers.outline) if layers.outline else None,
+        zones=((layers.zones.source, _vector(cfg, layers.zones.vector), layers.zones.name_field)
+               if layers.zones else None),
     )
 
 

@@ -6,8 +6,9 @@ from geo_risk_errors import ConfigError
 
 def test_demo_config_resolves_data_dir(demo_config):
     cfg = load_config(demo_config)
-    assert cfg.data_path(cfg.layers.forest_change).is_file()
-    assert cfg.periods.train.loss_codes == [2] and cfg.periods.forecast.loss_codes == [3]
+    assert all(cfg.data_path(f).is_file() for f in cfg.layers.paths())
+    assert cfg.layers.forest_change.format == "codes" and cfg.data_path(cfg.layers.forest_change.path).is_file()
+    assert (cfg.periods.train.start_year, cfg.periods.forecast.end_year) == (2005, 2015)
 
 
 def test_unknown_key_is_named(tmp_path, demo_config):
@@ -27,9 +28,14 @@ def test_bad_cost_matrix_shape(demo_config):
         load_config(demo_config, {"decision": {"cost": [[0, 1, 2], [3, 4, 5]]}})
 
 
-def test_loss_code_outside_forest_codes(demo_config):
-    with pytest.raises(ConfigError, match="subset of forest_codes"):
+def test_periods_given_as_codes_are_refused_with_the_migration(demo_config):
+    with pytest.raises(ConfigError, match=r"loss_codes: periods are years only .*layers\.forest_change"):
         load_config(demo_config, {"periods": {"train": {"loss_codes": [1]}}})
+
+
+def test_period_ending_before_it_starts(demo_config):
+    with pytest.raises(ConfigError, match="end_year 2000 must be after start_year 2005"):
+        load_config(demo_config, {"periods": {"train": {"end_year": 2000}}})
 
 
 def test_negative_projection_weight_is_named(tmp_path, demo_config):

@@ -26,10 +26,14 @@ def distance_band(name: str) -> str:
     return f"dist_{name}_m"
 
 
-def band_names(distance_names: Iterable[str], raster_names: Iterable[str]) -> list[str]:
-    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters; refuses duplicates."""
+def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_loss: bool = True) -> list[str]:
+    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters; refuses duplicates.
+
+    ``past_loss`` False: the past-loss bands are left out (a period starts in the first year the
+    forest-change layer holds, so no loss is known before it).
+    """
     owners = {band: f"the derived {what} (from layers.forest_change)" for band, what in _DERIVED.items()}
-    bands = list(FOREST_BANDS)
+    bands = [b for b in FOREST_BANDS if past_loss or b not in (PAST_LOSS, DIST_PAST_LOSS)]
     layers = [(distance_band(n), f"layers.distance_to.{n}") for n in distance_names]
     layers += [(n, f"layers.rasters.{n}") for n in raster_names]
     for band, key in layers:

@@ -74,11 +74,39 @@ def open_checked(path: Path, layer: str) -> rasterio.DatasetReader:
 
 
 def grid_from_raster(path: Path, layer: str = "grid.reference") -> Grid:
-    """The grid of a reference raster."""
+    """The grid of a reference raster (projected, north-up)."""
     with open_checked(path, layer) as src:
         if src.transform.b != 0 or src.transform.d != 0:
             raise InputDataError(f"layer '{layer}': {path} is rotated; warp it north-up with gdalwarp first")
-        return Grid(src.crs, src.transform, src.width, src.height)
+        grid = Grid(src.crs, src.transform, src.width, src.height)
+    check_projected(grid.crs, f"layer '{layer}': {path} is")
+    return grid
+
+
+def check_projected(crs: CRS, what: str) -> None:
+    """Distances are in metres: refuse a grid in a geographic CRS (degrees), naming the fix."""
+    if crs.is_geographic:
+        raise InputDataError(
+            f"{what} in a geographic CRS ({crs.to_string()}, degrees); distances need metres — describe the "
+            "grid instead with `grid: {crs: <a projected CRS, e.g. the UTM zone's EPSG:326NN>, resolution_m: 30, "
+            "bounds: [xmin, ymin, xmax, ymax]}` (or `aoi:` a polygon layer instead of bounds)"
+        )
+
+
+def aligned_grid(crs: CRS | str, resolution_m: float, bounds: tuple[float, float, float, float],
+                 what: str = "grid") -> Grid:
+    """The grid of ``resolution_m`` pixels covering ``bounds`` (in ``crs``), its edges on multiples of
+    the resolution (as ``gdalwarp -tap`` aligns them)."""
+    crs = CRS.from_user_input(crs)
+    check_projected(crs, f"{what}: the CRS {crs.to_string()} is")
+    left, bottom, right, top = bounds
+    if not (right > left and top > bottom):
+        raise InputDataError(f"{what}: bounds {bounds} are empty — give [xmin, ymin, xmax, ymax] in {crs.to_string()}")
+    res = float(resolution_m)
+    left, bottom = np.floor(left / res) * res, np.floor(bottom / res) * res
+    right, top = np.ceil(right / res) * res, np.ceil(top / res) * res
+    width, height = int(round((right - left) / res)), int(round((top - bottom) / res))
+    return Grid(crs, Affine(res, 0.0, float(left), 0.0, -res, float(top)), width, height)
 
 
 def check_overlap(layer_bounds: tuple, layer_crs: CRS, grid: Grid, layer: str, path: Path) -> None:
@@ -93,13 +121,33 @@ def check_overlap(layer_bounds: tuple, layer_crs: CRS, grid: Grid, layer: str, p
         )
 
 
-def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest") -> xr.DataArray:
-    """Lazily warp band 1 of a raster onto the grid (WarpedVRT + dask); nodata becomes NaN.
+def pick_band(src: rasterio.DatasetReader, band: int | None, layer: str, path: Path) -> int:
+    """The band to read: ``band`` (1-based) when given and present; band 1 of a single-band file."""
+    if band is None:
+        if src.count > 1:
+            raise InputDataError(
+                f"layer '{layer}': {path} has {src.count} bands — say which one to read with `band:` (1 to "
+                f"{src.count}) in the config"
+            )
+        return 1
+    if not 1 <= band <= src.count:
+        raise InputDataError(f"layer '{layer}': band {band} not found in {path}, which has {src.count} band(s) — "
+                             f"give a band from 1 to {src.count}")
+    return band
 
-    Float32 result, dims ``(y, x)``, the raster's nodata value masked.
+
+def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest",
+                 band: int | None = None) -> xr.DataArray:
+    """Lazily warp one band of a raster onto the grid (WarpedVRT + dask); nodata becomes NaN.
+
+    Float32 result, dims ``(y, x)``. The raster's nodata value is masked before resampling (GDAL's
+    warper leaves nodata pixels out of every kernel), so no nodata value is blended into a neighbour.
+    A multi-band file needs ``band``.
     """
+    path = Path(path)
     with open_checked(path, layer) as src:
         check_overlap(src.bounds, src.crs, grid, layer, path)
+        band = pick_band(src, band, layer, path)
     vrt_opts = dict(
         crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
         resampling=Resampling[resampling],
@@ -108,11 +156,17 @@ def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest"
     def load_block(block_info=None) -> np.ndarray:
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
         window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-        with rasterio.open(path) as src:
-            nodata_opts = {"nodata": src.nodata} if src.nodata is not None else {"add_alpha": True}
-            with WarpedVRT(src, **nodata_opts, **vrt_opts) as vrt:
-                data = vrt.read(1, window=window).astype("float32")
-                data[vrt.read_masks(1, window=window) == 0] = np.nan
+        try:
+            with rasterio.open(path) as src:
+                nodata_opts = {"nodata": src.nodata} if src.nodata is not None else {"add_alpha": True}
+                with WarpedVRT(src, **nodata_opts, **vrt_opts) as vrt:
+                    data = vrt.read(band, window=window).astype("float32")
+                    data[vrt.read_masks(band, window=window) == 0] = np.nan
+        except rasterio.RasterioIOError as e:
+            raise InputDataError(
+                f"layer '{layer}': {path} cannot be read (rows {r0}–{r1}, columns {c0}–{c1} of the grid: "
+                f"{str(e).splitlines()[0][:200]}) — the file is corrupt or truncated; copy or download it again"
+            ) from None
         return data
 
     arr = da.map_blocks(load_block, chunks=da.core.normalize_chunks(CHUNK_PX, grid.shape), dtype="float32")

@@ -10,6 +10,7 @@ Layout (xarray, rioxarray CRS):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,43 +20,74 @@ import dask.array as da
 import geopandas as gpd
 import numpy as np
 import xarray as xr
+from rasterio.crs import CRS
 
 from geo_risk_errors import InputDataError
-from tiles.bands import FOREST_BANDS, band_names  # noqa: F401  (FOREST_BANDS: re-exported)
-from tiles.grid import CHUNK_PX, Grid, grid_from_raster, read_on_grid
+from tiles.bands import FOREST_BANDS, band_names, distance_band  # noqa: F401  (FOREST_BANDS: re-exported)
+from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
+from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_to, distance_to_edge, normalise_eco
-from tiles.vectors import burn, polygon_zones, read_vector, voronoi_zones
+from tiles.vectors import VectorSource, burn, polygon_zones, read_vector, voronoi_zones
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PeriodCodes:
-    """A transition start→end read from forest-change codes."""
+class RasterInput:
+    """A raster layer: a file, its band (None: a single-band file) and the resampling onto the grid."""
 
-    name: str
-    start_year: int
-    end_year: int
-    forest_codes: list[int]
-    past_loss_codes: list[int]
-    loss_codes: list[int]
+    path: Path
+    resampling: str = "bilinear"
+    band: int | None = None
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A grid from a CRS, a pixel size and bounds (or the extent of an AOI layer), pixels aligned."""
+
+    crs: str
+    resolution_m: float
+    bounds: tuple[float, float, float, float] | None = None
+    aoi: VectorSource | None = None
 
 
 @dataclass(frozen=True)
 class StackSpec:
-    """What to put in the stack (plain paths and names: tiles does not know the app's config)."""
+    """What to put in the stack (plain paths and names: tiles does not know the app's config).
 
-    reference: Path
-    forest_change: Path
+    ``grid``: a reference raster's path or a :class:`GridSpec`. ``eco_weight`` None: weight 1 on
+    every pixel.
+    """
+
+    grid: Path | GridSpec
+    forest_change: ForestChangeSpec
     periods: list[PeriodCodes]
-    eco_weight: tuple[Path, str]
-    rasters: dict[str, tuple[Path, str]] = field(default_factory=dict)
-    distance_to: dict[str, Path] = field(default_factory=dict)
-    outline: Path | None = None
-    zones: tuple[str, Path, str] | None = None  # (source, path, name_field)
+    eco_weight: RasterInput | None = None
+    rasters: dict[str, RasterInput] = field(default_factory=dict)
+    distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
+    outline: VectorSource | Path | None = None
+    zones: tuple[str, VectorSource | Path, str] | None = None  # (source, layer, name_field)
+
+    @property
+    def past_loss(self) -> bool:
+        """Whether every period has a past-loss window (else the past-loss bands are left out)."""
+        return all(p.past_loss_codes for p in self.periods)
 
     @property
     def bands(self) -> list[str]:
         """Band names in stack order (raises ConfigError when two layers would share one)."""
-        return band_names(self.distance_to, self.rasters)
+        return band_names(self.distance_to, self.rasters, past_loss=self.past_loss)
+
+
+def resolve_grid(spec: Path | GridSpec) -> Grid:
+    """The grid of a :class:`StackSpec`: a reference raster's, or aligned on a CRS and resolution."""
+    if not isinstance(spec, GridSpec):
+        return grid_from_raster(spec)
+    if spec.bounds is not None:
+        return aligned_grid(spec.crs, spec.resolution_m, spec.bounds)
+    crs = CRS.from_user_input(spec.crs)
+    aoi = read_vector(spec.aoi, None, "grid.aoi").to_crs(crs)
+    return aligned_grid(crs, spec.resolution_m, tuple(aoi.total_bounds), "grid.aoi")
 
 
 def _lazy(fn, *arrays, shape, dtype, **params) -> da.Array:
@@ -79,12 +111,24 @@ def build_zones(spec: StackSpec, grid: Grid, outline: gpd.GeoDataFrame | None) -
     return polygon_zones(layer, name_field)
 
 
+def forest_change_codes(fc: ForestChangeSpec, grid: Grid) -> tuple[da.Array, list[da.Array]]:
+    """The canonical code raster of a forest-change format (lazy), and its inputs on the grid."""
+    inputs = [read_on_grid(b.path, grid, name, "nearest", b.band).data for b, name in zip(fc.inputs, fc.input_names)]
+    return da.map_blocks(fc.codes, *inputs, dtype="uint8"), inputs
+
+
 def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
-    """Align and derive every layer lazily; returns the stack and the zone polygons."""
-    grid = grid_from_raster(spec.reference)
+    """Align and derive every layer lazily; returns the stack and the zone polygons.
+
+    The forest-change inputs are read once here to count each code (and what a format cannot
+    express, e.g. a yearly mask gaining forest): a period without forest or without loss, or a
+    layer that is nodata everywhere, is refused before anything is written.
+    """
+    grid = resolve_grid(spec.grid)
     res = grid.resolution_m
     shape = grid.shape
-    codes = read_on_grid(spec.forest_change, grid, "forest_change", "nearest").data
+    codes, fc_inputs = forest_change_codes(spec.forest_change, grid)
+    fc_summary = check_forest_change(spec.forest_change, codes, fc_inputs, spec.periods)
     outline_gdf = read_vector(spec.outline, grid, "outline") if spec.outline else None
     if outline_gdf is not None:
         inside = _lazy(burn, shape=shape, dtype="uint8", geoms=list(outline_gdf.geometry), grid=grid,
@@ -95,9 +139,9 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     for name, path in spec.distance_to.items():
         gdf = read_vector(path, grid, f"distance_to.{name}")
         mask = _lazy(burn, shape=shape, dtype="uint8", geoms=list(gdf.geometry), grid=grid)
-        static[f"dist_{name}_m"] = _lazy(distance_to, mask, shape=shape, dtype="float32", resolution_m=res)
-    for name, (path, resampling) in spec.rasters.items():
-        static[name] = read_on_grid(path, grid, f"rasters.{name}", resampling).data
+        static[distance_band(name)] = _lazy(distance_to, mask, shape=shape, dtype="float32", resolution_m=res)
+    for name, r in spec.rasters.items():
+        static[name] = read_on_grid(r.path, grid, f"rasters.{name}", r.resampling, r.band).data
 
     zones_gdf = build_zones(spec, grid, outline_gdf)
     if zones_gdf is not None:
@@ -106,28 +150,36 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     else:
         zone = da.zeros(shape, dtype="int16", chunks=CHUNK_PX)
 
-    eco_path, eco_resampling = spec.eco_weight
-    eco_raw = read_on_grid(eco_path, grid, "eco_weight", eco_resampling).data
-    any_forest = codes_mask_lazy(codes, sorted({c for p in spec.periods for c in p.forest_codes}))
-    eco = _lazy(lambda r, w: normalise_eco(r, w)[0], eco_raw, any_forest, shape=shape, dtype="float32")
+    if spec.eco_weight is not None:
+        e = spec.eco_weight
+        eco_raw = read_on_grid(e.path, grid, "eco_weight", e.resampling, e.band).data
+        any_forest = codes_mask_lazy(codes, sorted({c for p in spec.periods for c in p.forest_codes}))
+        eco = _lazy(lambda r, w: normalise_eco(r, w)[0], eco_raw, any_forest, shape=shape, dtype="float32")
+        eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
+    else:
+        eco = da.ones(shape, dtype="float32", chunks=CHUNK_PX)
+        eco_note = "none: every pixel weighs 1"
+        log.info("eco_weight: none configured — every pixel weighs 1, so the loss's ecological term weighs "
+                 "every missed loss alike")
 
     features, labels, valids = [], [], []
     for p in spec.periods:
         forest = codes_mask_lazy(codes, p.forest_codes)
-        past = codes_mask_lazy(codes, p.past_loss_codes)
-        bands = [
-            forest.astype("float32"),
-            past.astype("float32"),
-            _lazy(distance_to_edge, forest, shape=shape, dtype="float32", resolution_m=res),
-            _lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res),
-            *static.values(),
-        ]
+        bands = [forest.astype("float32")]
+        if spec.past_loss:
+            past = codes_mask_lazy(codes, p.past_loss_codes)
+        bands.append(_lazy(distance_to_edge, forest, shape=shape, dtype="float32", resolution_m=res))
+        if spec.past_loss:
+            bands[1:1] = [past.astype("float32")]
+            bands.append(_lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res))
+        bands += list(static.values())
         stacked = da.stack(bands).rechunk((len(bands), CHUNK_PX, CHUNK_PX))
         known = da.isfinite(stacked).all(axis=0) & da.isfinite(eco) & inside
         features.append(stacked)
         valids.append((forest.astype(bool) & known).astype("uint8"))
         labels.append(codes_mask_lazy(codes, p.loss_codes))
 
+    fc = spec.forest_change
     ds = xr.Dataset(
         {
             "features": (("period", "band", "y", "x"), da.stack(features)),
@@ -139,6 +191,10 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         coords={"period": [p.name for p in spec.periods], "band": spec.bands, **grid.coords()},
         attrs={
             "periods": {p.name: f"{p.start_year}-{p.end_year}" for p in spec.periods},
+            "past_loss": {p.name: (f"{p.past_loss_start_year}-{p.start_year}" if p.past_loss_start_year else "none")
+                          for p in spec.periods},
+            "forest_change": {"format": fc.format, "years": list(fc.years), **fc_summary},
+            "eco_weight": eco_note,
             "resolution_m": res,
             "num_zones": int(len(zones_gdf) + 1) if zones_gdf is not None else 1,
         },

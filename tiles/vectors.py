@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import shapely
 from rasterio.features import rasterize
 
@@ -16,26 +18,55 @@ from tiles.grid import Grid, check_overlap
 log = logging.getLogger(__name__)
 
 
-def read_vector(path: Path, grid: Grid, layer: str) -> gpd.GeoDataFrame:
-    """Read a vector file in the grid's CRS; clear errors for missing files, CRS or overlap."""
-    path = Path(path)
+@dataclass(frozen=True)
+class VectorSource:
+    """A vector layer as the config names it: a file, the layer inside it (GeoPackage with several),
+    and a CRS to assign when the file carries none (a Shapefile without its .prj)."""
+
+    path: Path
+    layer: str | None = None
+    crs: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path} (layer '{self.layer}')" if self.layer else str(self.path)
+
+
+def read_vector(source: VectorSource | Path, grid: Grid | None, layer: str) -> gpd.GeoDataFrame:
+    """Read a vector layer in the grid's CRS; clear errors for missing files, layers, CRS or overlap."""
+    if not isinstance(source, VectorSource):
+        source = VectorSource(Path(source))
+    path = Path(source.path)
     if not path.is_file():
         raise MissingInputError(f"layer '{layer}': file {path} not found — fix the path in the config")
     try:
-        gdf = gpd.read_file(path)
+        names = [name for name, _ in pyogrio.list_layers(path)]
     except Exception as e:  # pyogrio raises several types for unreadable files
         raise InputDataError(f"layer '{layer}': {path} is not a readable vector file ({e})") from e
+    if source.layer is None and len(names) > 1:
+        raise InputDataError(f"layer '{layer}': {path} holds {len(names)} layers {names} — say which one with "
+                             "`layer:` in the config")
+    if source.layer is not None and source.layer not in names:
+        raise InputDataError(f"layer '{layer}': no layer '{source.layer}' in {path} (layers: {names}) — "
+                             "fix `layer:` in the config")
+    try:
+        gdf = gpd.read_file(path, layer=source.layer)
+    except Exception as e:
+        raise InputDataError(f"layer '{layer}': {source} is not a readable vector layer ({e})") from e
     if gdf.crs is None:
-        raise CRSMissingError(
-            f"layer '{layer}': {path} has no CRS (missing .prj?) — assign one, e.g. "
-            f"`ogr2ogr -a_srs EPSG:XXXX fixed.gpkg {path}`"
-        )
+        if source.crs is None:
+            raise CRSMissingError(
+                f"layer '{layer}': {path} has no CRS (missing .prj?) — give it in the config "
+                f"(`{{path: {path.name}, crs: EPSG:XXXX}}`) or assign one, e.g. "
+                f"`ogr2ogr -a_srs EPSG:XXXX fixed.gpkg {path}`"
+            )
+        gdf = gdf.set_crs(source.crs)
     gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
     if gdf.empty:
-        raise InputDataError(f"layer '{layer}': {path} has no geometries — give a file with features")
-    check_overlap(tuple(gdf.total_bounds), gdf.crs, grid, layer, path)
-    gdf = gdf.to_crs(grid.crs)
-    gdf.attrs["source"] = str(path)  # for messages about this layer further down (zones)
+        raise InputDataError(f"layer '{layer}': {source} has no geometries — give a file with features")
+    if grid is not None:  # None: read as it is (e.g. the AOI that defines the grid)
+        check_overlap(tuple(gdf.total_bounds), gdf.crs, grid, layer, path)
+        gdf = gdf.to_crs(grid.crs)
+    gdf.attrs["source"] = str(source)  # for messages about this layer further down (zones)
     return gdf
 
 

@@ -130,8 +130,8 @@ grid:
   reference: forest_change.tif
 
 layers:
-  # 0 non-forest, 1 lost 2000-05, 2 lost 2005-10, 3 lost 2010-15, 5 forest 2020
-  forest_change: forest_change.tif
+  # forestatrisk codes: 0 non-forest, 1 lost 2000-05, 2 lost 2005-10, 3 lost 2010-15, 5 forest 2020
+  forest_change: {{format: codes, path: forest_change.tif, years: [2000, 2005, 2010, 2015, 2020]}}
   rasters:
     altitude: {{path: dem.tif, resampling: bilinear}}     # 60 m, nodata in the north-east corner
   distance_to:
@@ -147,8 +147,8 @@ layers:
     note: Three synthetic territories (West, Centre, East).
 
 periods:
-  train:    {{start_year: 2005, end_year: 2010, forest_codes: [2, 3, 4, 5], past_loss_codes: [1], loss_codes: [2]}}
-  forecast: {{start_year: 2010, end_year: 2015, forest_codes: [3, 4, 5], past_loss_codes: [2], loss_codes: [3]}}
+  train:    {{start_year: 2005, end_year: 2010}}
+  forecast: {{start_year: 2010, end_year: 2015}}
 
 chips:
   size_px: 32
@@ -178,6 +178,66 @@ attribution: Synthetic test data (tests/data/synthetic/data.py).
 """
 
 
+#: the forest-change formats written beside the codes (``write_formats``): same pixels, other encodings
+YEARS = (2000, 2005, 2010, 2015, 2020)
+HANSEN_LOSSYEAR = {1: 3, 2: 7, 3: 12}  # code → Hansen lossyear (2003, 2007, 2012: inside each interval)
+HANSEN_BELOW = (slice(90, 96), slice(0, 8))  # non-forest pixels (treecover 10 %) with a lossyear: ignored
+PRODES_CLASSES = {0: "NonForest", 1: "Forest", 11: "d2003", 12: "d2007", 13: "d2012", 50: "Clouds2021"}
+PRODES_OF_CODE = {0: 0, 1: 11, 2: 12, 3: 13, 5: 1}
+
+
+def yearly_forest_masks() -> np.ndarray:
+    """(5, H, W) uint8: forest in 2000, 2005, 2010, 2015, 2020 from the codes (code k lost by YEARS[k])."""
+    codes = forest_change_codes()
+    return np.stack([((codes > k) & (codes != 0)).astype(np.uint8) for k in range(len(YEARS))])
+
+
+def write_formats(folder: Path) -> dict[str, dict]:
+    """Write the codes again in every other forest-change format; returns ``layers.forest_change`` per format.
+
+    Each describes exactly the pixels of ``forest_change.tif`` (so every stack must be the same),
+    except that Hansen's ``lossyear`` also marks non-forest pixels (``HANSEN_BELOW``), which the
+    canopy threshold leaves out, and that PRODES' forest class is forest in ``last_year`` 2020.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder = Path(folder)
+    codes = forest_change_codes()
+    masks = yearly_forest_masks()
+    profile = dict(driver="GTiff", width=SIZE, height=SIZE, dtype="uint8", crs=CRS,
+                   transform=from_origin(X0, Y0, RES, RES), compress="deflate")
+    with rasterio.open(folder / "forest_masks.tif", "w", count=len(YEARS), nodata=255, **profile) as dst:
+        dst.write(masks)
+    for year, m in zip(YEARS, masks):
+        _write_raster(folder / f"forest_{year}.tif", m, RES, 255)
+    lossyear = np.zeros_like(codes)
+    for code, v in HANSEN_LOSSYEAR.items():
+        lossyear[codes == code] = v
+    lossyear[HANSEN_BELOW] = 5
+    treecover = np.where(codes == 0, 10, 80).astype(np.uint8)
+    _write_raster(folder / "lossyear.tif", lossyear, RES, 255)
+    _write_raster(folder / "treecover2000.tif", treecover, RES, 255)
+    prodes = np.zeros_like(codes)
+    for code, cls in PRODES_OF_CODE.items():
+        prodes[codes == code] = cls
+    _write_raster(folder / "prodes.tif", prodes, RES, 255)
+    for k, (y0, y1) in enumerate(zip(YEARS, YEARS[1:])):
+        _write_raster(folder / f"loss_{y0}_{y1}.tif", (masks[k] & ~masks[k + 1] & 1).astype(np.uint8), RES, 255)
+    return {
+        "codes": {"format": "codes", "path": "forest_change.tif", "years": list(YEARS)},
+        "yearly_masks_bands": {"format": "yearly_masks", "path": "forest_masks.tif",
+                               "bands": {y: i + 1 for i, y in enumerate(YEARS)}},
+        "yearly_masks_files": {"format": "yearly_masks", "files": {y: f"forest_{y}.tif" for y in YEARS}},
+        "hansen": {"format": "hansen", "lossyear": "lossyear.tif", "treecover2000": "treecover2000.tif",
+                   "canopy_cover_pct": 30, "last_year": 2020},
+        "prodes": {"format": "prodes", "path": "prodes.tif", "classes": PRODES_CLASSES, "last_year": 2020},
+        "loss_masks": {"format": "loss_masks", "forest": {"path": "forest_2000.tif", "year": 2000},
+                       "loss": [{"path": f"loss_{a}_{b}.tif", "start_year": a, "end_year": b}
+                                for a, b in zip(YEARS, YEARS[1:])]},
+    }
+
+
 def make_region(folder: Path) -> Path:
     """Write the synthetic region into ``folder``; returns the path of its config, ``region.yaml``."""
     from shapely.geometry import LineString, Point, box
@@ -202,6 +262,7 @@ def make_region(folder: Path) -> Path:
                   [box(X0, Y0 - LAND_ROWS * RES, X0 + SIZE * RES, Y0)])
     _write_vector(folder / "zones.gpkg", {"name": list(ZONES)},
                   [box(X0 + c0 * RES, Y0 - SIZE * RES, X0 + c1 * RES, Y0) for c0, c1 in ZONES.values()])
+    write_formats(folder)
     config = folder / "region.yaml"
     config.write_text(region_config(folder))
     return config
