@@ -6,7 +6,7 @@
 | ``train_log.csv``   | train      | plots, users                | :func:`train_log_columns`          |
 | ``risk.tif`` tags   | predict    | evaluate                    | :class:`RiskTags`                  |
 | ``zone_risk.csv``   | predict    | evaluate, map               | :data:`ZONE_TABLE_COLUMNS`         |
-| ``metrics.json``    | evaluate   | cli, users                  | :class:`Metrics` (versioned)       |
+| ``metrics.json``    | evaluate   | cli, users, report          | :class:`Metrics` (versioned)       |
 
 The layer stack and chip store (Zarr) are defined in :mod:`tiles.store`, band names in
 :mod:`tiles.bands`. A file written by an older version is recognised and refused with the command
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pandas as pd
 
@@ -28,8 +30,8 @@ from tiles.atomic import atomic_file
 
 #: version of the checkpoint metadata; bump when a field changes meaning or is removed
 CHECKPOINT_FORMAT = 1
-#: version of metrics.json
-METRICS_FORMAT = 1
+#: version of metrics.json (2: all forest pixels scored, typed evaluation blocks)
+METRICS_FORMAT = 2
 
 
 # ---------------------------------------------------------------- model.pt
@@ -123,6 +125,10 @@ def read_zone_table(path: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- metrics.json
+# Format 2: every score is computed over all forest pixels of the period inside the outline (the
+# population a verifier uses); pixels the map leaves without a value are scored as its lowest risk
+# and counted in ``coverage``. New typed blocks: coverage, scorecards, reliability, vt0007,
+# fairness, decision_value (geo_risk/evaluate/, docs/evaluation.md).
 @dataclass(frozen=True)
 class Scores:
     """How well one score ranks the observed loss."""
@@ -134,7 +140,10 @@ class Scores:
 
 @dataclass(frozen=True)
 class ZoneMetrics:
-    """Spread of zone-mean risk over the zones counted (``loss.min_zone_pixels``), before and after the projection."""
+    """Spread of zone-mean risk over the zones counted (``loss.min_zone_pixels``), before and after the projection.
+
+    Over the pixels the map gives a value, like ``zone_risk.csv``; the per-zone audit over all
+    forest pixels is :class:`FairnessAudit`."""
 
     count: int
     min_pixels: int
@@ -145,23 +154,188 @@ class ZoneMetrics:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """The population scored and how much of it the map covers."""
+
+    forest_pixels: int  # forest at the period's start, inside the outline: every score's population
+    scored_pixels: int  # of which the map gives a value
+    missing_pixels: int  # of which it gives none: scored as its lowest risk (probability 0)
+    missing_lost_pixels: int  # observed losses among the missing pixels
+    pixel_area_ha: float
+    forest_ha: float
+
+
+@dataclass(frozen=True)
+class ScoreCard:
+    """One probability map scored over the population: ranking, calibration and land-change metrics."""
+
+    name: str
+    auc: float
+    ap: float
+    brier: float
+    ece: float  # expected calibration error, equal-width bins
+    fom_at_observed_quantity: float  # figure of merit (Pontius et al. 2008), top-k pixels, k = observed losses
+    eco_weighted_recall_at_observed_rate: float
+    mean_probability: float  # compare with the observed loss rate
+    is_probability: bool = True  # False for a score that only ranks (Brier/ECE/mean are NaN)
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Observed loss rate against mean predicted probability in bins (equal-count bins)."""
+
+    name: str
+    mean_predicted: list[float]
+    observed_rate: list[float]
+    count: list[int]
+
+
+@dataclass(frozen=True)
+class CellErrors:
+    """VT0007 validation errors of one map in one test (hectares over the period)."""
+
+    medae_ha: float
+    medae_pct_cell: float
+    mae_ha: float
+    rmse_ha: float
+    wrmse_ha: float
+    r2: float
+    n_cells: int
+    n_dropped: int
+    observed_total_ha: float
+    predicted_total_ha: float
+    adjustment_ratio: float
+    n_capped: int
+    n_missing: int  # forest pixels the map left without a value, scored as class 1
+
+
+@dataclass(frozen=True)
+class Vt0007Map:
+    """One map's VT0007 tests; ``fit`` is None when its calibration-period map is unavailable."""
+
+    name: str
+    prediction: CellErrors
+    fit: CellErrors | None = None
+    passes_fit: bool | None = None  # lower MedAE than the benchmark in the fit test
+    passes_prediction: bool | None = None
+    passes: bool | None = None  # both: the map may replace the benchmark; None when undetermined
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Vt0007Metrics:
+    """VT0007 benchmark, allocation and validation (docs/vt0007.md)."""
+
+    calibration_period: str
+    confirmation_period: str
+    threshold_m: float | None = None  # distance to the edge holding 99.5 % of calibration-period loss
+    cells: str = ""  # "square 31623 m" or the polygon layer
+    cell_size_m: float | None = None
+    min_forest_fraction: float = 0.0
+    benchmark: Vt0007Map | None = None
+    models: list[Vt0007Map] = field(default_factory=list)
+    density_map: str = ""  # which map density.tif allocates
+    expected_ha_per_yr: float | None = None
+    expected_source: str = ""  # "config" (evaluate.expected_ha_per_yr) or "observed" (confirmation period)
+    allocated_ha_per_yr: float | None = None
+    shortfall_ha_per_yr: float | None = None
+    skipped: str = ""  # why VT0007 was not run (empty when it was)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its bootstrap percentile interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ZoneAudit:
+    """One zone over all its forest pixels of the forecast period."""
+
+    zone_id: int
+    name: str
+    forest_pixels: int
+    counted: bool  # at least loss.min_zone_pixels forest pixels
+    observed_loss_rate: Interval
+    mean_risk_model: Interval  # before the zone-fairness projection
+    mean_risk_map: Interval  # risk.tif
+    fnr: Interval  # share of the zone's lost pixels the decision leaves unflagged
+    fpr: Interval  # share of the zone's kept forest the decision flags
+    flagged_ha: float
+
+
+@dataclass(frozen=True)
+class GapSummary:
+    """How unequal one per-zone quantity is over the counted zones."""
+
+    metric: str
+    max_minus_min: float
+    max_over_min: float
+    variance: float
+
+
+@dataclass(frozen=True)
+class FairnessAudit:
+    """Per-zone audit of the map and the decision; intervals from a spatial block bootstrap."""
+
+    flagged_actions: list[str]
+    min_zone_pixels: int
+    bootstrap_replicates: int
+    bootstrap_block_px: int
+    confidence: float
+    zones: list[ZoneAudit]
+    summaries: list[GapSummary]
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """One way to choose actions, costed over the population."""
+
+    name: str
+    flagged_ha: float  # area given an action other than the first
+    expected_cost: float  # Σ R_i(a_i) under the map's probabilities
+    realised_cost: float  # Σ C[a_i, y_i] under the observed loss
+    realised_vs_threshold: float | None  # realised cost / the 0.5-threshold rule's
+
+
+@dataclass(frozen=True)
+class DecisionValue:
+    """Expected and realised cost of the decision map against simpler rules."""
+
+    actions: list[str]
+    cost: list[list[float]]
+    rules: list[DecisionRule]
+    target_ratio: float = 0.7
+    target_met: bool | None = None  # Bayes decision's realised cost ≤ target × the 0.5-threshold rule's
+
+
+@dataclass(frozen=True)
 class Metrics:
-    """Content of ``metrics.json``: the forecast scored over the valid pixels of its period."""
+    """Content of ``metrics.json``: the forecast scored over all forest pixels of its period."""
 
     period: str
-    pixels: int
+    pixels: int  # the population: forest pixels of the period inside the outline
     observed_loss_rate: float
     model: Scores
     baseline_distance_to_edge: Scores
     zones: ZoneMetrics
     format: int = METRICS_FORMAT
+    coverage: Coverage | None = None
+    scorecards: list[ScoreCard] = field(default_factory=list)
+    reliability: list[ReliabilityCurve] = field(default_factory=list)
+    vt0007: Vt0007Metrics | None = None
+    fairness: FairnessAudit | None = None
+    decision_value: DecisionValue | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def write(self, path: Path) -> None:
-        """Atomic JSON write; NaN becomes null so the file stays standard JSON."""
+    def write(self, path: Path, atomic: bool = True) -> None:
+        """JSON write (atomic unless ``path`` is already temporary); NaN becomes null (standard JSON)."""
         d = asdict(self)
         d.update(d.pop("extra"))
-        with atomic_file(path) as tmp:
+        with atomic_file(path) if atomic else nullcontext(Path(path)) as tmp:
             tmp.write_text(json.dumps(_json_clean(d), indent=2))
 
     @classmethod
@@ -170,22 +344,38 @@ class Metrics:
             d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise InputDataError(f"{path} is unreadable ({e}) — run `geo-risk evaluate CONFIG` again") from e
-        if d.get("format") != METRICS_FORMAT:
-            raise InputDataError(f"{path} has metrics format {d.get('format')}, this geo-risk reads "
+        if not isinstance(d, dict) or d.get("format") != METRICS_FORMAT:
+            got = d.get("format") if isinstance(d, dict) else None
+            raise InputDataError(f"{path} has metrics format {got}, this geo-risk reads "
                                  f"{METRICS_FORMAT} — run `geo-risk evaluate CONFIG` again")
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"extra"}
+        try:
+            m = _decode(cls, {k: v for k, v in d.items() if k in known})
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputDataError(f"{path} does not hold geo-risk metrics ({e}) — run `geo-risk evaluate CONFIG` "
+                                 "again") from e
+        return replace(m, extra={k: v for k, v in d.items() if k not in known})
 
-        def num(v):
-            return float("nan") if v is None else v
 
-        def scores(b):
-            return Scores(**{k: num(v) for k, v in b.items()})
-
-        return cls(period=d["period"], pixels=d["pixels"], observed_loss_rate=d["observed_loss_rate"],
-                   model=scores(d["model"]), baseline_distance_to_edge=scores(d["baseline_distance_to_edge"]),
-                   zones=ZoneMetrics(**{k: (num(v) if k in ("mean_risk_std", "mean_risk_range") else v)
-                                        for k, v in d["zones"].items()}),
-                   format=d["format"], extra={k: v for k, v in d.items() if k not in known})
+def _decode(tp, v):
+    """Rebuild a value of type ``tp`` (dataclass, list[…], X | None, float, int, …) from JSON."""
+    if v is None:  # null: NaN for a plain float, None for an optional field
+        return float("nan") if tp is float else None
+    origin = get_origin(tp)
+    if origin in (Union, UnionType):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return _decode(inner[0], v) if len(inner) == 1 else v
+    if origin is list:
+        (item,) = get_args(tp)
+        return [_decode(item, x) for x in v]
+    if origin is dict:
+        return dict(v)
+    if is_dataclass(tp):
+        hints = get_type_hints(tp)
+        return tp(**{f.name: _decode(hints[f.name], v[f.name]) for f in fields(tp) if f.name in v})
+    if tp is float:
+        return float(v)
+    return v
 
 
 def _json_clean(o):

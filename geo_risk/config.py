@@ -340,6 +340,26 @@ class MapConfig(_Strict):
     max_size_px: int = Field(1600, ge=64)
 
 
+class EvaluateConfig(_Strict):
+    """The evaluate stage (docs/evaluation.md): VT0007 validation (docs/vt0007.md), calibration bins
+    and the bootstrap of the per-zone audit."""
+
+    # VT0007 allocation: expected deforestation in ha/yr for density.tif; null = the observed total
+    # of the forecast (confirmation) period, as when validating
+    expected_ha_per_yr: float | None = Field(None, gt=0)
+    # VT0007 validation cells: square cells of this side (null = 100,000 ha, VT0007's median project
+    # area, ≈ 31.6 km), or the polygons of cells_path (relative to data_dir) when given
+    cell_size_m: float | None = Field(None, gt=0)
+    cells_path: Path | None = None
+    min_forest_fraction: float = Field(0.0, ge=0, le=1)  # cells with less forest (share of cell) are dropped
+    vt0007_zones: bool = False  # cross the 30 classes with the zones (VT0007's administrative divisions)
+    calibration_bins: int = Field(15, ge=2)  # equal-width bins of the expected calibration error
+    bootstrap: int = Field(500, ge=0)  # replicates of the per-zone intervals (0: no intervals)
+    bootstrap_block_px: int = Field(32, ge=1)  # spatial blocks resampled together (pixels are not independent)
+    confidence: float = Field(0.9, gt=0, lt=1)
+    seed: int = 0
+
+
 class RunConfig(_Strict):
     name: str
     data_dir: Path
@@ -354,6 +374,7 @@ class RunConfig(_Strict):
     predict: PredictConfig = PredictConfig()
     decision: DecisionConfig = DecisionConfig()
     map: MapConfig = MapConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     attribution: str = ""
 
     @field_validator("name")

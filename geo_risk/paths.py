@@ -55,6 +55,29 @@ class RunPaths:
         return self.root / "metrics.json"
 
     @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def density(self) -> Path:
+        """VT0007 allocated deforestation density of the forecast period, ha/pixel/yr (evaluate)."""
+        return self.root / "density.tif"
+
+    @property
+    def zones_csv(self) -> Path:
+        """Per-zone audit of the map and the decision (evaluate)."""
+        return self.root / "zones.csv"
+
+    @property
+    def zones_geojson(self) -> Path:
+        """The per-zone audit joined to the zone polygons, WGS 84 (evaluate)."""
+        return self.root / "zones.geojson"
+
+    def plot(self, name: str) -> Path:
+        """A figure of the evaluation report, ``<name>.png`` (e.g. reliability, vt0007_cells)."""
+        return self.root / f"{name}.png"
+
+    @property
     def map(self) -> Path:
         return self.root / "map.html"
 

@@ -1,9 +1,18 @@
-"""Metrics on flat arrays of scored pixels: ranking and eco-weighted recall (zone means: geo_risk.zone_stats)."""
+"""Metrics on flat arrays of scored pixels: ranking, calibration, figure of merit, eco-weighted recall.
+
+Every function takes one value per pixel of the population (NumPy 1-D arrays of the same length);
+zone means live in :mod:`geo_risk.zone_stats`, per-zone intervals in :mod:`geo_risk.evaluate.audit`.
+Definitions and references: ``docs/evaluation.md``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from geo_risk_errors import InputDataError
 
 
 def ranking_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
@@ -13,10 +22,96 @@ def ranking_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
     return {"auc": float(roc_auc_score(label, score)), "ap": float(average_precision_score(label, score))}
 
 
+def top_k(score: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the ``k`` highest scores; ties broken by position (first pixels first), so the
+    result does not depend on the sort algorithm."""
+    score = np.asarray(score)
+    k = int(min(max(k, 0), score.size))
+    mask = np.zeros(score.size, dtype=bool)
+    if k:
+        order = np.lexsort((np.arange(score.size), -score.astype(np.float64)))
+        mask[order[:k]] = True
+    return mask
+
+
 def weighted_recall_at_area(score: np.ndarray, label: np.ndarray, weight: np.ndarray, fraction: float) -> float:
     """Share of the eco-weighted observed loss caught by flagging the top ``fraction`` of pixels by score."""
     k = max(1, int(round(fraction * score.size)))
-    top = np.argpartition(-score, k - 1)[:k]
+    top = top_k(score, k)
     total = float((label * weight).sum())
     return float((label[top] * weight[top]).sum() / total) if total > 0 else float("nan")
 
+
+def figure_of_merit(predicted_change: np.ndarray, observed_change: np.ndarray) -> float:
+    """Figure of merit of a binary change prediction (Pontius et al. 2008): hits / (misses + hits + false alarms).
+
+    Hits: observed change predicted as change; misses: observed change predicted as persistence;
+    false alarms: observed persistence predicted as change. 1 is a perfect map, 0 no overlap.
+    NaN when there is neither observed nor predicted change.
+    """
+    pred = np.asarray(predicted_change, dtype=bool)
+    obs = np.asarray(observed_change, dtype=bool)
+    hits = int((pred & obs).sum())
+    misses = int((~pred & obs).sum())
+    false_alarms = int((pred & ~obs).sum())
+    denom = hits + misses + false_alarms
+    return hits / denom if denom else float("nan")
+
+
+def fom_at_observed_quantity(score: np.ndarray, label: np.ndarray) -> float:
+    """Figure of merit when the map flags as many pixels as were lost (its ``k`` highest scores):
+    misses then equal false alarms and FOM = hits / (2·k − hits)."""
+    label = np.asarray(label, dtype=bool)
+    return figure_of_merit(top_k(score, int(label.sum())), label)
+
+
+def brier_score(prob: np.ndarray, label: np.ndarray) -> float:
+    """Mean squared difference between the probability and the 0/1 outcome (Brier 1950)."""
+    p = _probabilities(prob)
+    return float(np.mean((p - np.asarray(label, dtype=np.float64)) ** 2))
+
+
+def expected_calibration_error(prob: np.ndarray, label: np.ndarray, bins: int = 15) -> float:
+    """ECE with ``bins`` equal-width bins on [0, 1] (Guo et al. 2017): Σ_b (n_b / N)·|ȳ_b − p̄_b|.
+
+    Bin b holds p in [b/B, (b+1)/B); p = 1 falls in the last bin.
+    """
+    p = _probabilities(prob)
+    y = np.asarray(label, dtype=np.float64)
+    if bins < 1:
+        raise InputDataError(f"`bins` must be ≥ 1, got {bins}")
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins))
+    return float(gap.sum() / p.size)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Mean predicted probability and observed rate in bins of equal pixel count."""
+
+    mean_predicted: np.ndarray
+    observed_rate: np.ndarray
+    count: np.ndarray
+
+
+def reliability_curve(prob: np.ndarray, label: np.ndarray, bins: int = 20) -> Reliability:
+    """Reliability diagram points with ``bins`` bins of (nearly) equal pixel count, sorted by probability.
+
+    Equal-count bins, not equal-width: with a loss rate of a few per cent almost every pixel falls in
+    the first equal-width bin, and the diagram would show one point.
+    """
+    p = _probabilities(prob)
+    y = np.asarray(label, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    parts = [part for part in np.array_split(order, min(bins, p.size)) if part.size]
+    return Reliability(np.array([p[i].mean() for i in parts]), np.array([y[i].mean() for i in parts]),
+                       np.array([i.size for i in parts]))
+
+
+def _probabilities(prob: np.ndarray) -> np.ndarray:
+    p = np.asarray(prob, dtype=np.float64)
+    if p.size == 0:
+        raise InputDataError("no pixel to score")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise InputDataError("probabilities must be finite and in [0, 1] (score missing pixels as 0 first)")
+    return p

@@ -1,23 +1,68 @@
-"""Stage 6 — evaluate: score risk.tif against the observed loss, beside a distance-to-edge baseline; metrics.json."""
+"""Stage 6 — evaluate: the evidence a map is judged by, over all forest pixels of the forecast period.
+
+Reads ``risk.tif``, ``decision.tif``, ``zone_risk.csv``, ``model.pt`` and the layer stack; writes, as
+one set, ``metrics.json`` (typed: :class:`geo_risk.artifacts.Metrics`), ``report.html``
+(self-contained), its PNG figures, ``density.tif`` (VT0007 allocation, ha/pixel/yr) and, with
+zones, ``zones.csv`` / ``zones.geojson`` (the per-zone audit for GIS users).
+
+1. population: forest at the start of the period inside the outline; pixels the map leaves
+   without a value are scored as its lowest risk (probability 0, action "none") and counted;
+2. scores of the map, the model before the zone projection, the uncalibrated model (logit × T)
+   and the baselines: AUC, AP, Brier, ECE, FOM, eco-weighted recall (:mod:`.metrics`);
+3. VT0007 (:mod:`.verra`): benchmark and model, fit test (calibration = ``train`` period, the
+   model's map from :func:`geo_risk.predict.stage.logits_of_period`) and prediction test;
+4. per-zone audit (:mod:`.audit`) and decision value (:mod:`.value`); 5. the report (:mod:`.html`).
+What each number means: ``docs/evaluation.md``.
+"""
 
 from __future__ import annotations
 
+import ast
 import logging
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
+import dask
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
+from scipy.special import expit, logit
 
-from geo_risk.artifacts import Metrics, RiskTags, Scores, ZoneMetrics, read_zone_table
+from geo_risk.artifacts import (
+    Coverage, Metrics, ReliabilityCurve, RiskTags, ScoreCard, Scores, ZoneMetrics, read_zone_table,
+)
 from geo_risk.config import RunConfig
-from geo_risk.evaluate.metrics import ranking_metrics, weighted_recall_at_area
+from geo_risk.tiling import stack_spec
+from geo_risk.evaluate import figures, html
+from geo_risk.evaluate.audit import ZoneInputs, block_ids, zone_audit
+from geo_risk.evaluate.metrics import (
+    brier_score, expected_calibration_error, fom_at_observed_quantity, ranking_metrics, reliability_curve,
+    weighted_recall_at_area,
+)
+from geo_risk.evaluate.value import decision_value
+from geo_risk.evaluate.verra import (
+    MapPair, PeriodLayers, benchmark, benchmark_probability, cell_grid, check_expected, run_vt0007,
+)
+from geo_risk.export import DECISION_NODATA, write_cog
 from geo_risk.paths import RunPaths
 from geo_risk.zone_stats import counted_zones, spread, zone_mean_risk
 from geo_risk_errors import InputDataError
 from tiles import open_store
-from tiles.bands import DIST_EDGE
+from tiles.atomic import atomic_files
+from tiles.bands import DIST_EDGE, FOREST
+from tiles.grid import Grid
+from tiles.vectors import burn, read_vector
 
 log = logging.getLogger(__name__)
+
+MAP = "map (risk.tif)"
+MODEL = "model before the zone projection"
+UNCALIBRATED = "model, uncalibrated (logit × T)"
+BENCHMARK = "VT0007 benchmark (distance classes)"
+DISTANCE = "distance to forest edge (rank only)"
+#: probabilities are clipped to this before taking logits (float32 maps reach 0 and 1)
+_EPS = 1e-7
 
 
 def scores(score: np.ndarray, label: np.ndarray, eco: np.ndarray) -> Scores:
@@ -26,9 +71,23 @@ def scores(score: np.ndarray, label: np.ndarray, eco: np.ndarray) -> Scores:
     return Scores(rank["auc"], rank["ap"], weighted_recall_at_area(score, label, eco, float(label.mean())))
 
 
+def scorecard(name: str, score: np.ndarray, label: np.ndarray, eco: np.ndarray, bins: int,
+              is_probability: bool = True) -> ScoreCard:
+    """Every population-level metric of one map (flat arrays over the population)."""
+    rank = ranking_metrics(score, label)
+    nan = float("nan")
+    return ScoreCard(
+        name=name, auc=rank["auc"], ap=rank["ap"],
+        brier=brier_score(score, label) if is_probability else nan,
+        ece=expected_calibration_error(score, label, bins) if is_probability else nan,
+        fom_at_observed_quantity=fom_at_observed_quantity(score, label),
+        eco_weighted_recall_at_observed_rate=weighted_recall_at_area(score, label, eco, float(label.mean())),
+        mean_probability=float(np.mean(score)) if is_probability else nan, is_probability=is_probability)
+
+
 def forecast_metrics(period: str, prob: np.ndarray, label: np.ndarray, dist_edge_m: np.ndarray, eco: np.ndarray,
                      zone: np.ndarray, min_zone_pixels: int) -> Metrics:
-    """Model and baseline metrics over the valid pixels (flat arrays)."""
+    """Model and baseline metrics over the given pixels (flat arrays; ``prob`` and ``dist_edge_m`` finite)."""
     s = spread(zone_mean_risk(prob, zone, min_zone_pixels))
     return Metrics(
         period=period, pixels=int(label.size), observed_loss_rate=float(label.mean()),
@@ -37,36 +96,338 @@ def forecast_metrics(period: str, prob: np.ndarray, label: np.ndarray, dist_edge
     )
 
 
-def run_evaluate(cfg: RunConfig) -> Metrics:
-    """Score ``risk.tif`` against the forecast period's observed loss; write ``metrics.json``."""
+@dataclass(frozen=True)
+class RunInputs:
+    """The run's rasters on the grid, checked."""
+
+    cal: PeriodLayers
+    cnf: PeriodLayers
+    inside: np.ndarray  # bool, inside the outline
+    risk: np.ndarray  # risk.tif, float, NaN where no value
+    decision: np.ndarray  # decision.tif, uint8, 255 where no value
+    palette: list  # its colours per action (RGBA)
+    valid: np.ndarray  # stack's valid mask of the forecast period
+    zone: np.ndarray  # int zone ids
+    eco: np.ndarray  # ecological weight, NaN → 0
+    pixel_size_m: tuple[float, float]
+    pixel_area_ha: float
+    grid: Grid
+    tags: RiskTags
+
+
+def _years(p) -> float:
+    return float(p.end_year - p.start_year)
+
+
+def load_inputs(cfg: RunConfig) -> RunInputs:
+    """Read and check everything the stage needs; every bad input is an InputDataError naming the fix."""
     paths = RunPaths(cfg.run_dir)
     if not paths.probability.is_file():
         raise InputDataError(f"{paths.probability} not found — run `geo-risk predict CONFIG` first")
+    if not paths.decision.is_file():
+        raise InputDataError(f"{paths.decision} not found — run `geo-risk decide CONFIG` first")
+    stack = open_store(paths.stack, "layer stack")
+    crs, transform = stack.rio.crs, stack.rio.transform()
+    shape = (stack.sizes["y"], stack.sizes["x"])
     with rasterio.open(paths.probability) as src:
-        prob = src.read(1)
+        _same_grid(paths.probability, src, crs, transform, shape)
+        risk = src.read(1).astype(np.float64)
         tags = RiskTags.from_tags(src.tags(), paths.probability)
-    stack = open_store(paths.stack, "layer stack").sel(period="forecast")
-    valid = stack["valid"].values.astype(bool) & np.isfinite(prob)
-    fc = cfg.periods.forecast
-    zone = stack["zone"].values[valid]
-    min_px = cfg.loss.min_zone_pixels
-    metrics = forecast_metrics(
-        f"{fc.start_year}-{fc.end_year}", prob[valid], stack["label"].values[valid].astype(np.uint8),
-        stack["features"].sel(band=DIST_EDGE).values[valid], np.nan_to_num(stack["eco"].values[valid]), zone, min_px,
-    )
-    if tags.zone_fairness_lambda > 0 and paths.zone_risk.is_file():  # the same zones before the projection
+    with rasterio.open(paths.decision) as src:
+        _same_grid(paths.decision, src, crs, transform, shape)
+        decision = src.read(1)
+        made_with = _matrix(src.tags().get("cost_matrix"))
+        try:
+            palette = [src.colormap(1)[i] for i in range(len(cfg.decision.actions))]
+        except (ValueError, KeyError):  # no colour table
+            palette = [(200, 200, 200, 255), (230, 85, 13, 255), (165, 15, 21, 255), (84, 39, 143, 255)]
+    want = np.asarray(cfg.decision.cost, dtype=np.float64)
+    if made_with is not None and (made_with.shape != want.shape or not np.allclose(made_with, want)):
+        raise InputDataError(f"{paths.decision} was made with the cost matrix {made_with.tolist()}, the config says "
+                             f"{cfg.decision.cost} — run `geo-risk decide CONFIG` again")
+    grid = Grid(crs=crs, transform=transform, width=shape[1], height=shape[0])
+    inside = np.ones(shape, dtype=bool)
+    outline = stack_spec(cfg).outline  # the tile stage's own reading of layers.outline
+    if outline is not None:  # the same mask as the tile stage's (pixel centres inside the outline)
+        inside = burn(list(read_vector(outline, grid, "outline").geometry), grid, all_touched=False).astype(bool)
+    with dask.config.set(scheduler="threads", num_workers=1):
+        layers = {}
+        for key, pc in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast)):
+            sel = stack.sel(period=key)
+            forest = (sel["features"].sel(band=FOREST).values == 1) & inside
+            loss = sel["label"].values.astype(bool) & forest
+            dist = sel["features"].sel(band=DIST_EDGE).values.astype(np.float64)
+            layers[key] = PeriodLayers(f"{pc.start_year}-{pc.end_year}", _years(pc), forest, loss, dist)
+        valid = stack["valid"].sel(period="forecast").values.astype(bool)
+        zone = stack["zone"].values.astype(np.int64)
+        eco = np.nan_to_num(stack["eco"].values.astype(np.float64))
+    cnf = layers["forecast"]
+    if not cnf.forest.any():
+        raise InputDataError(f"the forecast period {cnf.name} has no forest pixel inside the outline — check "
+                             "periods.forecast.forest_codes")
+    if not cnf.loss.any():
+        raise InputDataError(
+            f"the forecast period {cnf.name} has no observed forest loss in layers.forest_change (periods.forecast): "
+            "evaluate scores a map against observed loss, so it needs a period whose outcome is known — forecast a "
+            "period with labels, or skip `geo-risk evaluate`")
+    if cfg.layers.zones is not None and not (zone[cnf.forest] > 0).any():
+        raise InputDataError(f"no zone of layers.zones ({paths.zones}) covers a forest pixel of {cnf.name} inside the "
+                             "outline: check the zones layer's extent and CRS, or set layers.zones to null")
+    px, py = abs(transform.a), abs(transform.e)
+    return RunInputs(layers["train"], cnf, inside, risk, decision, palette, valid, zone, eco, (px, py), px * py / 1e4,
+                     grid, tags)
+
+
+def _matrix(tag: str | None) -> np.ndarray | None:
+    """The cost matrix decide wrote in decision.tif's tags, or None when absent or not a plain matrix."""
+    try:
+        m = np.asarray(ast.literal_eval(tag), dtype=np.float64) if tag else None
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return m if m is not None and m.ndim == 2 else None
+
+
+def _same_grid(path, src, crs, transform, shape) -> None:
+    if src.shape != shape or src.transform != transform or src.crs != crs:
+        raise InputDataError(
+            f"{path} is not on the grid of the labels (tiles/stack.zarr): {src.shape[1]}×{src.shape[0]} px, "
+            f"{src.crs}, origin ({src.transform.c:.1f}, {src.transform.f:.1f}) against {shape[1]}×{shape[0]} px, "
+            f"{crs}, origin ({transform.c:.1f}, {transform.f:.1f}) — run `geo-risk predict CONFIG` (and decide) "
+            "again after `geo-risk tile`")
+
+
+def _offsets(paths: RunPaths, tags: RiskTags, num_ids: int) -> np.ndarray:
+    """Per-zone logit offsets of the fairness projection (zone_risk.csv), 0 where none."""
+    out = np.zeros(num_ids)
+    if tags.zone_fairness_lambda > 0 and paths.zone_risk.is_file():
         t = read_zone_table(paths.zone_risk)
-        same = t[t.zone_id.isin(counted_zones(zone, min_px))]
-        metrics = _with_projection(metrics, tags.zone_fairness_lambda, float(same.mean_risk_model.std(ddof=0)))
-    metrics.write(paths.metrics)
-    z = metrics.zones
-    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | %s",
-             metrics.period, metrics.model.auc, metrics.model.ap, metrics.baseline_distance_to_edge.auc,
-             metrics.baseline_distance_to_edge.ap,
-             f"zone-mean risk std {z.mean_risk_std:.4f} over {z.count} zones" if z.count else "no zones")
+        ids = t.zone_id.to_numpy(dtype=np.int64)
+        ok = ids < num_ids
+        out[ids[ok]] = t.logit_offset.to_numpy(dtype=np.float64)[ok]
+    return out
+
+
+def calibration_period_logits(cfg: RunConfig) -> tuple[np.ndarray | None, str]:
+    """The model's calibrated logits over the calibration (``train``) period, or (None, why)."""
+    try:
+        from geo_risk.predict.stage import logits_of_period
+    except ImportError as e:
+        return None, f"the model's calibration-period map is not available ({e})"
+    out, _ = logits_of_period(cfg, "train")
+    with dask.config.set(scheduler="threads", num_workers=1):
+        return np.asarray(out[0].compute(), dtype=np.float64), ""
+
+
+def run_evaluate(cfg: RunConfig) -> Metrics:
+    """Evaluate the run's forecast; write metrics.json, report.html and the files beside it."""
+    t0 = time.perf_counter()
+    paths = RunPaths(cfg.run_dir)
+    ec = cfg.evaluate
+    x = load_inputs(cfg)
+    cal, cnf = x.cal, x.cnf
+    cells, cells_label = _cells(cfg, x)  # bad settings fail here, before the model runs
+    check_expected(cnf, ec.expected_ha_per_yr, x.pixel_area_ha)
+    pop = cnf.forest
+    n_pop = int(pop.sum())
+    has_value = np.isfinite(x.risk) & pop
+    missing = pop & ~has_value
+    label = cnf.loss[pop].astype(np.uint8)
+    eco = x.eco[pop]
+    zone2d = x.zone
+    coverage = Coverage(forest_pixels=n_pop, scored_pixels=int(has_value.sum()), missing_pixels=int(missing.sum()),
+                        missing_lost_pixels=int((missing & cnf.loss).sum()), pixel_area_ha=x.pixel_area_ha,
+                        forest_ha=n_pop * x.pixel_area_ha)
+    log.info("evaluate: %s, %d forest pixels, %d without a value in risk.tif (scored as the lowest risk, %d of them "
+             "lost)", cnf.name, n_pop, coverage.missing_pixels, coverage.missing_lost_pixels)
+
+    # the map, the model before the projection, the uncalibrated model (missing pixels: probability 0)
+    from geo_risk.model import load_checkpoint
+
+    temperature = float(load_checkpoint(paths.checkpoint)[1].temperature)
+    offsets = _offsets(paths, x.tags, int(zone2d.max()) + 1)
+    p_map2d = np.where(has_value, x.risk, 0.0)
+    z_model2d = logit(np.clip(p_map2d, _EPS, 1 - _EPS)) - offsets[zone2d]
+    p_model2d = np.where(has_value, expit(z_model2d), 0.0)
+    p_uncal2d = np.where(has_value, expit(z_model2d * temperature), 0.0)
+    projected = x.tags.zone_fairness_lambda > 0
+    dist = cnf.dist_edge_m[pop]  # the distance baseline ranks by −distance; no distance = farthest
+    known = np.isfinite(dist)
+    dist_rank = -np.where(known, dist, (dist[known].max() if known.any() else 0.0) + 1.0)
+
+    # VT0007: the benchmark, the calibration-period map, the tests
+    zones_vt = zone2d if (ec.vt0007_zones and cfg.layers.zones is not None) else None
+    bench = benchmark(cal, cnf, x.pixel_size_m[0], x.pixel_area_ha, zones_vt)
+    p_bench2d = np.nan_to_num(benchmark_probability(bench, cnf, zones_vt))
+    t_cal = time.perf_counter()
+    logits_cal, why = calibration_period_logits(cfg)
+    log.info("evaluate: the model over the calibration period %s in %.1f s", cal.name, time.perf_counter() - t_cal)
+    if logits_cal is not None:
+        p_cal_model = np.where(np.isfinite(logits_cal), expit(logits_cal), np.nan)
+        p_cal_map = np.where(np.isfinite(logits_cal), expit(logits_cal + offsets[zone2d]), np.nan)
+    else:
+        log.warning("evaluate: %s — VT0007 runs for the benchmark only", why)
+        p_cal_model = p_cal_map = None
+    pairs = [MapPair(MAP, p_cal_map, np.where(has_value, x.risk, np.nan), why)]
+    if projected:
+        pairs.append(MapPair(MODEL, p_cal_model, np.where(has_value, p_model2d, np.nan), why))
+    vt_run = run_vt0007(cal, cnf, bench, pairs, cells=cells, cells_label=cells_label, pixel_area_ha=x.pixel_area_ha,
+                        expected_ha_per_yr=ec.expected_ha_per_yr, min_forest_fraction=ec.min_forest_fraction,
+                        cell_size_m=ec.cell_size_m, zones=zones_vt)
+
+    # scorecards and reliability over the population
+    probs = {MAP: p_map2d[pop]}
+    if projected:
+        probs[MODEL] = p_model2d[pop]
+    probs[UNCALIBRATED] = p_uncal2d[pop]
+    probs[BENCHMARK] = p_bench2d[pop]
+    cards = [scorecard(n, p, label, eco, ec.calibration_bins) for n, p in probs.items()]
+    cards.append(scorecard(DISTANCE, dist_rank, label, eco, ec.calibration_bins, is_probability=False))
+    curves = []
+    for name in (UNCALIBRATED, MODEL if projected else MAP, MAP if projected else None, BENCHMARK):
+        if name is not None:
+            r = reliability_curve(probs[name], label)
+            curves.append(ReliabilityCurve(name, r.mean_predicted.tolist(), r.observed_rate.tolist(),
+                                           r.count.astype(int).tolist()))
+
+    # legacy blocks: the map's zone spread over its scored pixels, as zone_risk.csv
+    v = x.valid & has_value
+    min_px = cfg.loss.min_zone_pixels
+    s = spread(zone_mean_risk(x.risk[v], zone2d[v], min_px))
+    zm = ZoneMetrics(count=s.count, min_pixels=min_px, mean_risk_std=s.std, mean_risk_range=s.range)
+    if projected and paths.zone_risk.is_file():
+        t = read_zone_table(paths.zone_risk)
+        same = t[t.zone_id.isin(counted_zones(zone2d[v], min_px))]
+        zm = replace(zm, projection_lambda_fair=x.tags.zone_fairness_lambda,
+                     mean_risk_std_before_projection=float(same.mean_risk_model.std(ddof=0)))
+
+    # decision: the audit per zone and the value
+    dc = cfg.decision
+    actions2d = np.where(x.decision == DECISION_NODATA, 0, x.decision).astype(np.int64)
+    names = _zone_names(paths)
+    fairness = None
+    if (zone2d[pop] > 0).any():
+        zi = ZoneInputs(zone=zone2d[pop], block=block_ids(zone2d.shape, ec.bootstrap_block_px)[pop],
+                        lost=label.astype(bool), risk_model=p_model2d[pop], risk_map=p_map2d[pop],
+                        flagged=actions2d[pop] > 0)
+        fairness = zone_audit(zi, names, min_zone_pixels=min_px, pixel_area_ha=x.pixel_area_ha,
+                              flagged_actions=dc.actions[1:], replicates=ec.bootstrap, block_px=ec.bootstrap_block_px,
+                              confidence=ec.confidence, seed=ec.seed)
+    others = {"the uncalibrated model": probs[UNCALIBRATED], "the VT0007 benchmark": probs[BENCHMARK]}
+    if projected:
+        others = {"the model before the zone projection": probs[MODEL], **others}
+    value = decision_value(actions2d[pop], p_map2d[pop], label.astype(bool), dc.cost, dc.actions, x.pixel_area_ha,
+                           others)
+
+    card = {c.name: c for c in cards}
+    metrics = Metrics(
+        period=cnf.name, pixels=n_pop, observed_loss_rate=float(label.mean()),
+        model=Scores(card[MAP].auc, card[MAP].ap, card[MAP].eco_weighted_recall_at_observed_rate),
+        baseline_distance_to_edge=Scores(card[DISTANCE].auc, card[DISTANCE].ap,
+                                         card[DISTANCE].eco_weighted_recall_at_observed_rate),
+        zones=zm, coverage=coverage, scorecards=cards, reliability=curves, vt0007=vt_run.metrics,
+        fairness=fairness, decision_value=value)
+
+    # figures, report and files, renamed into place together
+    figs = {
+        "roc_pr": figures.roc_pr({n: (dist_rank if n == DISTANCE else probs[n]) for n in (MAP, BENCHMARK, DISTANCE)},
+                                 label, {c.name: (c.auc, c.ap) for c in cards}),
+        "reliability": figures.reliability(curves, float(label.mean())),
+        "maps": figures.thumbnails(np.where(pop, p_map2d, np.nan), x.decision, vt_run.density_ha_per_pixel_yr,
+                                   dc.actions, x.palette),
+    }
+    if vt_run.cells:
+        figs["vt0007_cells"] = figures.vt0007_cells(vt_run.cells)
+    if fairness is not None and any(r.counted for r in fairness.zones):
+        figs["zone_audit"] = figures.zone_audit(fairness)
+    learning = paths.learning_curves.read_bytes() if paths.learning_curves.is_file() else None
+    page = html.render(cfg, metrics, figs, learning, temperature=temperature, seconds=time.perf_counter() - t0)
+    targets = [paths.metrics, paths.report, *(paths.plot(n) for n in figs)]
+    zone_table = _zone_table(fairness) if fairness is not None else None
+    if zone_table is not None:
+        targets += [paths.zones_csv, paths.zones_geojson]
+    if vt_run.density_ha_per_pixel_yr is not None:
+        targets.append(paths.density)
+    with atomic_files(targets) as tmps:
+        out = dict(zip(targets, tmps))
+        metrics.write(out[paths.metrics], atomic=False)
+        out[paths.report].write_text(page, encoding="utf-8")
+        for n, data in figs.items():
+            out[paths.plot(n)].write_bytes(data)
+        if zone_table is not None:
+            zone_table.to_csv(out[paths.zones_csv], index=False, float_format="%.6g")
+            _zones_geojson(paths, zone_table, out[paths.zones_geojson])
+        if paths.density in out:
+            vm = vt_run.metrics
+            write_cog(out[paths.density], vt_run.density_ha_per_pixel_yr.astype(np.float32), x.grid.crs, x.grid.transform,
+                      nodata=np.nan, atomic=False,
+                      tags={"description": f"VT0007 allocated deforestation density {cnf.name}", "units": "ha/pixel/yr",
+                            "map": vm.density_map, "expected_ha_per_yr": f"{vm.expected_ha_per_yr:.6g}",
+                            "expected_source": vm.expected_source, "run": cfg.name})
+    for stale in (paths.plot(n) for n in ("vt0007_cells", "zone_audit") if n not in figs):
+        stale.unlink(missing_ok=True)
+    _log(metrics, time.perf_counter() - t0, paths)
     return metrics
 
 
-def _with_projection(m: Metrics, lambda_fair: float, std_before: float) -> Metrics:
-    return replace(m, zones=replace(m.zones, projection_lambda_fair=lambda_fair,
-                                    mean_risk_std_before_projection=std_before))
+def _cells(cfg: RunConfig, x: RunInputs) -> tuple[np.ndarray | None, str]:
+    ec = cfg.evaluate
+    if ec.cells_path is None:
+        return cell_grid(x.inside.shape, x.pixel_size_m, x.inside, ec.cell_size_m, ec.cell_size_m is not None)
+    path = cfg.data_path(ec.cells_path)
+    grid = x.grid
+    polys = read_vector(path, grid, "evaluate.cells_path")
+    polys = polys[polys.geometry.notna() & ~polys.geometry.is_empty]
+    cells = burn(list(polys.geometry), grid, values=list(range(1, len(polys) + 1)), all_touched=False,
+                 dtype_out="int32")
+    cells[~x.inside] = 0
+    if not (cells[x.cnf.forest] > 0).any():
+        raise InputDataError(f"evaluate.cells_path {path}: no polygon covers a forest pixel — check its extent and CRS")
+    return cells, f"{len(polys)} polygons of {path.name}"
+
+
+def _zone_names(paths: RunPaths) -> dict[int, str]:
+    if not paths.zones.is_file():
+        return {}
+    z = gpd.read_file(paths.zones, columns=["zone_id", "name"], ignore_geometry=True)
+    return {int(i): ("" if pd.isna(n) else str(n)) for i, n in zip(z.zone_id, z.name)}
+
+
+def _zone_table(audit) -> pd.DataFrame:
+    rows = []
+    for r in audit.zones:
+        row = {"zone_id": r.zone_id, "name": r.name, "forest_pixels": r.forest_pixels, "counted": r.counted}
+        for f in ("observed_loss_rate", "mean_risk_model", "mean_risk_map", "fnr", "fpr"):
+            iv = getattr(r, f)
+            row |= {f: iv.value, f"{f}_low": iv.low, f"{f}_high": iv.high}
+        row["flagged_ha"] = r.flagged_ha
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _zones_geojson(paths: RunPaths, table: pd.DataFrame, dest) -> None:
+    """The audit joined to the zone polygons, in WGS 84 (GeoJSON's CRS)."""
+    if paths.zones.is_file():
+        gdf = gpd.read_file(paths.zones)[["zone_id", "geometry"]].merge(table, on="zone_id", how="inner")
+    else:
+        gdf = gpd.GeoDataFrame(table, geometry=[None] * len(table))
+    gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=gdf.crs)
+    if gdf.crs is not None:
+        gdf = gdf.to_crs(4326)
+    dest.write_text(gdf.to_json(drop_id=True, na="null"), encoding="utf-8")
+
+
+def _log(m: Metrics, secs: float, paths: RunPaths) -> None:
+    z = m.zones
+    log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | %s",
+             m.period, m.model.auc, m.model.ap, m.baseline_distance_to_edge.auc, m.baseline_distance_to_edge.ap,
+             f"zone-mean risk std {z.mean_risk_std:.4f} over {z.count} zones" if z.count else "no zones")
+    vt = m.vt0007
+    if vt is not None and not vt.skipped and vt.benchmark is not None:
+        for row in [vt.benchmark, *vt.models]:
+            if row.fit is not None:
+                log.info("evaluate: VT0007 %s — MedAE fit %.1f ha, prediction %.1f ha over %d cells%s", row.name,
+                         row.fit.medae_ha, row.prediction.medae_ha, row.prediction.n_cells,
+                         "" if row.passes is None else f" → {'passes' if row.passes else 'does not pass'}")
+    elif vt is not None:
+        log.info("evaluate: VT0007 validation skipped: %s", vt.skipped)
+    log.info("evaluate: report %s in %.1f s", paths.report, secs)

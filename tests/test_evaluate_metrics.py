@@ -1,0 +1,265 @@
+"""The evaluate stage's pure parts on arrays small enough to check by hand: calibration and land-change
+metrics, the per-zone audit with its block bootstrap, the decision value, VT0007's run helpers and
+the report's escaping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from geo_risk.evaluate.audit import ZoneInputs, block_ids, gap_summaries, zone_audit
+from geo_risk.evaluate.metrics import (
+    brier_score,
+    expected_calibration_error,
+    figure_of_merit,
+    fom_at_observed_quantity,
+    reliability_curve,
+    top_k,
+    weighted_recall_at_area,
+)
+from geo_risk_errors import InputDataError
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+def test_figure_of_merit_counts_hits_misses_and_false_alarms():
+    # hits 1 (pixel 0), misses 1 (pixel 2), false alarms 2 (pixels 1, 4) → 1 / (1 + 1 + 2)
+    assert figure_of_merit([1, 1, 0, 0, 1], [1, 0, 1, 0, 0]) == 0.25
+    assert figure_of_merit([1, 0], [1, 0]) == 1.0
+    assert math.isnan(figure_of_merit([0, 0], [0, 0]))
+
+
+def test_fom_at_observed_quantity_flags_as_many_pixels_as_were_lost():
+    # 2 losses → the 2 highest scores (pixels 0, 1): 1 hit, 1 miss, 1 false alarm → 1/3
+    assert fom_at_observed_quantity(np.array([0.9, 0.8, 0.1, 0.2, 0.7]), np.array([1, 0, 1, 0, 0])) == pytest.approx(1 / 3)
+
+
+def test_top_k_breaks_ties_by_position():
+    np.testing.assert_array_equal(top_k(np.array([1.0, 1.0, 1.0, 0.0]), 2), [True, True, False, False])
+    np.testing.assert_array_equal(top_k(np.array([0.0, 2.0, 1.0]), 1), [False, True, False])
+    assert top_k(np.array([1.0, 2.0]), 0).sum() == 0
+
+
+def test_eco_weighted_recall_at_area():
+    # flag 2 of 4 pixels (the observed rate): pixels 0 and 1 → weighted loss caught 3 of 3 + 1
+    score, label, w = np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 0, 1]), np.array([3.0, 5.0, 1.0, 1.0])
+    assert weighted_recall_at_area(score, label, w, 0.5) == pytest.approx(3 / 4)
+
+
+def test_brier_score_by_hand():
+    assert brier_score(np.array([0.0, 0.5, 1.0]), np.array([0, 1, 1])) == pytest.approx(0.25 / 3)
+
+
+def test_expected_calibration_error_by_hand():
+    # 10 bins: bin 0 holds p 0.05, 0.05 with outcomes 0, 1 → |1 − 0.1|; bin 9 holds 0.95, 0.95 (1, 1) → |2 − 1.9|
+    p, y = np.array([0.05, 0.05, 0.95, 0.95]), np.array([0, 1, 1, 1])
+    assert expected_calibration_error(p, y, bins=10) == pytest.approx((0.9 + 0.1) / 4)
+    # p = 1 falls in the last bin, a perfectly calibrated 0/1 map has no error
+    assert expected_calibration_error(np.array([0.0, 1.0]), np.array([0, 1]), bins=5) == 0.0
+
+
+def test_reliability_curve_equal_count_bins():
+    r = reliability_curve(np.array([0.4, 0.1, 0.3, 0.2]), np.array([1, 0, 1, 0]), bins=2)
+    np.testing.assert_allclose(r.mean_predicted, [0.15, 0.35])
+    np.testing.assert_allclose(r.observed_rate, [0.0, 1.0])
+    np.testing.assert_array_equal(r.count, [2, 2])
+
+
+@pytest.mark.parametrize("bad", [[0.5, np.nan], [0.5, 1.2], [-0.1, 0.3]])
+def test_probability_metrics_refuse_non_probabilities(bad):
+    with pytest.raises(InputDataError, match="probabilities must be finite"):
+        brier_score(np.array(bad), np.array([0, 1]))
+
+
+# ------------------------------------------------------------------------------------- audit
+
+
+def test_block_ids_row_major():
+    np.testing.assert_array_equal(block_ids((3, 5), 2), [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [3, 3, 4, 4, 5]])
+
+
+def _audit_inputs():
+    # zone 1: blocks 0 (lost 1, 0; both flagged) and 1 (nothing lost, nothing flagged)
+    # zone 2: blocks 0 (lost 1, 1; second flagged) and 1 (kept, kept); zone 3: one pixel
+    return ZoneInputs(
+        zone=np.array([1, 1, 1, 1, 2, 2, 2, 2, 3]),
+        block=np.array([0, 0, 1, 1, 0, 0, 1, 1, 1]),
+        lost=np.array([1, 0, 0, 0, 1, 1, 0, 0, 0], dtype=bool),
+        risk_model=np.array([0.4, 0.2, 0.1, 0.1, 0.6, 0.2, 0.1, 0.1, 0.5]),
+        risk_map=np.array([0.3, 0.3, 0.1, 0.1, 0.4, 0.2, 0.1, 0.1, 0.5]),
+        flagged=np.array([1, 1, 0, 0, 0, 1, 0, 0, 1], dtype=bool),
+    )
+
+
+def test_zone_audit_point_estimates_by_hand():
+    a = zone_audit(_audit_inputs(), {1: "A", 2: "B"}, min_zone_pixels=2, pixel_area_ha=0.09,
+                   flagged_actions=["patrol"], replicates=0)
+    z1, z2, z3 = a.zones
+    assert (z1.name, z1.forest_pixels, z1.counted) == ("A", 4, True)
+    assert (z3.name, z3.forest_pixels, z3.counted) == ("", 1, False)
+    assert z1.observed_loss_rate.value == 0.25 and z2.observed_loss_rate.value == 0.5
+    assert z1.mean_risk_model.value == pytest.approx(0.2) and z1.mean_risk_map.value == pytest.approx(0.2)
+    assert z2.mean_risk_model.value == pytest.approx(0.25) and z2.mean_risk_map.value == pytest.approx(0.2)
+    assert z1.fnr.value == 0.0 and z1.fpr.value == pytest.approx(1 / 3)  # lost pixel flagged; 1 of 3 kept flagged
+    assert z2.fnr.value == 0.5 and z2.fpr.value == 0.0
+    assert z1.flagged_ha == pytest.approx(0.18) and z2.flagged_ha == pytest.approx(0.09)
+    assert math.isnan(z1.observed_loss_rate.low)  # no replicates, no interval
+    # summaries over zones 1 and 2 only (zone 3 has fewer than 2 pixels)
+    s = {g.metric: g for g in a.summaries}
+    assert s["observed_loss_rate"].max_minus_min == 0.25 and s["observed_loss_rate"].max_over_min == 2.0
+    assert s["observed_loss_rate"].variance == pytest.approx(0.015625)
+    assert math.isnan(s["fpr"].max_over_min)  # zone 2 flags no kept pixel: ratio undefined
+
+
+def test_zone_audit_block_bootstrap_interval():
+    # zone 1 resamples its 2 blocks: loss rate 0.5 (block 0 twice), 0.25 or 0 (block 1 twice), each extreme p = 1/4
+    a = zone_audit(_audit_inputs(), {}, min_zone_pixels=2, pixel_area_ha=1.0, flagged_actions=["patrol"],
+                   replicates=2000, confidence=0.9, seed=1)
+    r = a.zones[0].observed_loss_rate
+    assert (r.low, r.value, r.high) == (0.0, 0.25, 0.5)
+    assert a.zones[0].fnr.low == 0.0 and a.zones[0].fnr.high == 0.0  # the lost pixel is always flagged
+    assert math.isnan(a.zones[2].observed_loss_rate.low)  # one block: no interval
+    # the same seed gives the same intervals
+    b = zone_audit(_audit_inputs(), {}, min_zone_pixels=2, pixel_area_ha=1.0, flagged_actions=["patrol"],
+                   replicates=2000, confidence=0.9, seed=1)
+    assert repr(a) == repr(b)  # (NaN intervals: == would be False)
+
+
+def test_gap_summaries_skip_uncounted_and_nan():
+    a = zone_audit(_audit_inputs(), {}, min_zone_pixels=1, pixel_area_ha=1.0, flagged_actions=["p"], replicates=0)
+    s = {g.metric: g for g in gap_summaries(a.zones)}
+    # zone 3 now counts: observed rates 0.25, 0.5, 0; FNR NaN in zone 3 (no loss) is left out
+    assert s["observed_loss_rate"].max_minus_min == 0.5 and math.isnan(s["observed_loss_rate"].max_over_min)
+    assert s["fnr"].max_minus_min == 0.5
+
+
+# ------------------------------------------------------------------------------------- decision value
+
+
+def test_decision_value_by_hand():
+    from geo_risk.evaluate.value import BAYES_RULE, THRESHOLD_RULE, decision_value
+
+    cost = [[0, 100], [10, 10]]  # patrol where 100·p > 10
+    p = np.array([0.05, 0.2, 0.6, 0.0])
+    lost = np.array([0, 1, 1, 0], dtype=bool)
+    v = decision_value(np.array([0, 1, 1, 0]), p, lost, cost, ["none", "patrol"], 1.0, {})
+    rules = {r.name: r for r in v.rules}
+    bayes, thr = rules[BAYES_RULE], rules[THRESHOLD_RULE]
+    assert (bayes.flagged_ha, bayes.expected_cost, bayes.realised_cost) == (2.0, 25.0, 20.0)  # 5+10+10+0; 0+10+10+0
+    assert (thr.flagged_ha, thr.expected_cost, thr.realised_cost) == (1.0, 35.0, 110.0)  # 5+20+10+0; 0+100+10+0
+    nothing, everything = rules["flag nothing (none everywhere)"], rules["flag everything (patrol everywhere)"]
+    assert (nothing.expected_cost, nothing.realised_cost) == (85.0, 200.0)
+    assert (everything.expected_cost, everything.realised_cost, everything.flagged_ha) == (40.0, 40.0, 4.0)
+    assert bayes.realised_vs_threshold == pytest.approx(20 / 110) and v.target_met is True
+
+
+def test_decision_value_bayes_on_other_maps_and_three_actions():
+    from geo_risk.evaluate.value import THRESHOLD_RULE, decision_value
+
+    cost = [[0, 100], [10, 10], [30, 0]]  # none / monitor / patrol
+    p = np.array([0.0, 0.5, 0.9])
+    lost = np.array([0, 1, 1], dtype=bool)
+    v = decision_value(np.array([0, 1, 2]), p, lost, cost, ["none", "monitor", "patrol"], 1.0,
+                       {"a flat map": np.full(3, 0.05)})
+    rules = {r.name: r for r in v.rules}
+    assert THRESHOLD_RULE not in rules and v.target_met is None  # the 0.5 rule needs two actions
+    flat = rules["Bayes rule on a flat map"]  # p = 0.05: none 5, monitor 10, patrol 28.5 → none everywhere
+    assert flat.realised_cost == 200.0 and flat.flagged_ha == 0.0
+    assert rules["every pixel (monitor everywhere)"].realised_cost == 30.0
+
+
+# ------------------------------------------------------------------------------------- VT0007 on a run
+
+
+def test_benchmark_probability_rescales_to_the_confirmation_length():
+    from geo_risk.evaluate import vt0007 as vt
+    from geo_risk.evaluate.verra import Benchmark, PeriodLayers, benchmark_probability
+
+    forest = np.ones((1, 2), bool)
+    classes = vt.VulnerabilityClasses(np.array([[1, 2]], dtype=np.int16), 30, 0, np.array([0.0]))
+    dens = vt.class_density(classes, np.array([[False, True]]), forest, years=5, pixel_area_ha=0.09)
+    cnf = PeriodLayers("2010-2020", 10.0, forest, np.zeros((1, 2), bool), np.zeros((1, 2)))
+    p = benchmark_probability(Benchmark(30.0, classes, classes, dens), cnf)
+    np.testing.assert_allclose(p, [[0.0, 1.0]])  # class frequencies 0 and 1 stay 0 and 1
+    dens2 = vt.class_density(vt.VulnerabilityClasses(np.array([[2, 2]], dtype=np.int16), 30, 0, np.array([0.0])),
+                             np.array([[False, True]]), forest, years=5, pixel_area_ha=0.09)
+    c2 = vt.VulnerabilityClasses(np.array([[2, 2]], dtype=np.int16), 30, 0, np.array([0.0]))
+    # frequency 0.5 over 5 years → 1 − 0.5² = 0.75 over 10 years
+    np.testing.assert_allclose(benchmark_probability(Benchmark(30.0, c2, c2, dens2), cnf), [[0.75, 0.75]])
+
+
+def test_cell_grid_default_skips_and_explicit_refuses_a_cell_as_large_as_the_region():
+    from geo_risk.evaluate.verra import cell_grid
+
+    inside = np.ones((10, 10), bool)
+    cells, why = cell_grid((10, 10), (30.0, 30.0), inside, None, explicit=False)  # 300 m region, 31.6 km cell
+    assert cells is None and "evaluate.cell_size_m" in why
+    with pytest.raises(InputDataError, match="as large as the whole region.*smaller evaluate.cell_size_m"):
+        cell_grid((10, 10), (30.0, 30.0), inside, 300.0, explicit=True)
+    cells, label = cell_grid((10, 10), (30.0, 30.0), inside, 150.0, explicit=True)
+    assert label == "square cells of 150 m" and np.unique(cells).tolist() == [1, 2, 3, 4]
+
+
+def test_expected_total_larger_than_the_forest_is_refused():
+    from geo_risk.evaluate.verra import MapPair, PeriodLayers, benchmark, run_vt0007
+
+    forest = np.ones((4, 4), bool)
+    loss = np.zeros((4, 4), bool)
+    loss[0, :2] = True
+    dist = np.tile(np.arange(1, 5) * 30.0, (4, 1))
+    cal = PeriodLayers("2005-2010", 5.0, forest, loss, dist)
+    cnf = PeriodLayers("2010-2015", 5.0, forest, loss, dist)
+    b = benchmark(cal, cnf, 30.0, 0.09)
+    maps = [MapPair("m", np.full((4, 4), 0.1), np.full((4, 4), 0.1))]
+    # 16 pixels · 0.09 ha = 1.44 ha of forest; 1 ha/yr over 5 years is 5 ha
+    with pytest.raises(InputDataError, match="expected_ha_per_yr.*more than the 1 ha of forest"):
+        run_vt0007(cal, cnf, b, maps, cells=None, cells_label="", pixel_area_ha=0.09, expected_ha_per_yr=1.0)
+    run = run_vt0007(cal, cnf, b, maps, cells=None, cells_label="skipped", pixel_area_ha=0.09,
+                     expected_ha_per_yr=0.2)
+    assert run.metrics.skipped == "skipped" and run.metrics.density_map == "m"
+    assert np.nansum(run.density_ha_per_pixel_yr) == pytest.approx(0.2)  # the allocation keeps the total
+
+
+def test_benchmark_needs_calibration_loss():
+    from geo_risk.evaluate.verra import PeriodLayers, benchmark
+
+    forest = np.ones((2, 2), bool)
+    none = PeriodLayers("2005-2010", 5.0, forest, np.zeros((2, 2), bool), np.ones((2, 2)))
+    with pytest.raises(InputDataError, match="calibration period 2005-2010.*no observed forest loss"):
+        benchmark(none, none, 30.0, 0.09)
+
+
+# ------------------------------------------------------------------------------------- metrics.json
+
+
+def test_metrics_with_every_block_round_trip(tmp_path):
+    from geo_risk.artifacts import (
+        CellErrors, Coverage, DecisionRule, DecisionValue, FairnessAudit, GapSummary, Interval, Metrics,
+        ReliabilityCurve, ScoreCard, Scores, Vt0007Map, Vt0007Metrics, ZoneAudit, ZoneMetrics,
+    )
+
+    e = CellErrors(1.0, 0.1, 2.0, 3.0, 2.5, float("nan"), 4, 1, 10.0, 10.0, 0.9, 0, 3)
+    iv = Interval(0.1, 0.05, 0.2)
+    m = Metrics(
+        period="2010-2015", pixels=10, observed_loss_rate=0.1, model=Scores(0.9, 0.3, 0.4),
+        baseline_distance_to_edge=Scores(0.8, 0.2, 0.1), zones=ZoneMetrics(2, 50, 0.01, 0.02),
+        coverage=Coverage(10, 9, 1, 0, 0.09, 0.9),
+        scorecards=[ScoreCard("map", 0.9, 0.3, 0.05, 0.01, 0.2, 0.4, 0.1),
+                    ScoreCard("d", 0.8, 0.2, float("nan"), float("nan"), 0.1, 0.1, float("nan"), False)],
+        reliability=[ReliabilityCurve("map", [0.1, 0.2], [0.1, 0.3], [5, 5])],
+        vt0007=Vt0007Metrics("2005-2010", "2010-2015", 600.0, "square", None, 0.0, Vt0007Map("benchmark", e, e),
+                             [Vt0007Map("map", e, e, True, False, False, "")], "map", 5.0, "observed", 5.0, 0.0),
+        fairness=FairnessAudit(["patrol"], 50, 100, 32, 0.9, [ZoneAudit(1, "A<b>", 60, True, iv, iv, iv, iv, iv, 1.0)],
+                               [GapSummary("fnr", 0.1, float("nan"), 0.01)]),
+        decision_value=DecisionValue(["none", "patrol"], [[0.0, 100.0], [10.0, 10.0]],
+                                     [DecisionRule("bayes", 1.0, 2.0, 3.0, None)], 0.7, None),
+    )
+    m.write(tmp_path / "metrics.json")
+    assert "NaN" not in (tmp_path / "metrics.json").read_text()
+    back = Metrics.read(tmp_path / "metrics.json")
+    assert repr(back) == repr(m)  # every block rebuilt with its types (repr: NaN != NaN)
+    assert back.decision_value == m.decision_value and back.reliability == m.reliability
+    assert math.isnan(back.scorecards[1].brier) and back.scorecards[1].is_probability is False
+    assert back.vt0007.cell_size_m is None and math.isnan(back.vt0007.models[0].fit.r2)
