@@ -337,7 +337,16 @@ class DecisionConfig(_Strict):
 
 
 class MapConfig(_Strict):
-    max_size_px: int = Field(1600, ge=64)
+    """The review map ``map.html`` (geo_risk/review/, docs/review-map.md)."""
+
+    max_size_px: int = Field(1600, ge=64)  # longest side of each raster image embedded in the page
+    inspect_max_px: int = Field(800, ge=16)  # longest side of the click-to-inspect grid of pixel values
+    # layers.distance_to layers drawn (roads, settlements…); null: all of them, []: none
+    vectors: list[str] | None = None
+    basemaps: bool = True  # offer OpenStreetMap and imagery tiles; off until picked, empty offline
+    # another run folder (e.g. --set map.compare_run=runs/other): its risk and decision beside this
+    # run's, for the split view; relative to the working directory, like output_dir
+    compare_run: Path | None = None
 
 
 class EvaluateConfig(_Strict):

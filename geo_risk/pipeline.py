@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geo_risk.artifacts import Metrics, read_zone_table
+from geo_risk.artifacts import Metrics
 from geo_risk.config import RunConfig, config_to_yaml
 from geo_risk.paths import RunPaths
 from tiles.atomic import atomic_file
@@ -30,31 +30,69 @@ def save_config(cfg: RunConfig) -> Path:
 
 
 def run_map(cfg: RunConfig) -> Path:
-    """Write ``map.html``: the offline review map of risk, decision and zones."""
-    from geo_risk.review import write_review_map
+    """Write ``map.html``: the offline review map (geo_risk/review/, docs/review-map.md).
+
+    Layers: risk and decision, and uncertainty, expected cost, VT0007 density and the observed
+    loss of the forecast period when the run folder has them; zones with their audit;
+    ``map.vectors`` of ``layers.distance_to`` (roads, settlements…); ``map.compare_run``'s risk and
+    decision for the split view.
+    """
+    from geo_risk.review import CompareRun, read_raster, write_review_map
+    from geo_risk.review.audit import observed_loss, stack_layers
+    from geo_risk.review.vectors import VectorInput
+    from geo_risk_errors import ConfigError
 
     paths = RunPaths(cfg.run_dir)
-    zones = cfg.layers.zones
     fc = cfg.periods.forecast
+    period = f"{fc.start_year}–{fc.end_year}"
+    zones = cfg.layers.zones
+
+    def present(name: str) -> Path | None:
+        return paths.root / name if (paths.root / name).is_file() else None
+
+    names = list(cfg.layers.distance_to) if cfg.map.vectors is None else cfg.map.vectors
+    unknown = [n for n in names if n not in cfg.layers.distance_to]
+    if unknown:
+        raise ConfigError(f"map.vectors names {unknown}, which are not layers.distance_to layers: pick from "
+                          f"{sorted(cfg.layers.distance_to)}")
+    vectors = {}  # a distance_to entry is a path, or {path, layer, crs}
+    for n in names:
+        v = cfg.layers.distance_to[n]
+        vectors[n] = VectorInput(cfg.data_path(getattr(v, "path", v)), getattr(v, "layer", None), getattr(v, "crs", None))
+    compare = None
+    if cfg.map.compare_run is not None:
+        other = RunPaths(cfg.map.compare_run)
+        compare = CompareRun(Path(cfg.map.compare_run).resolve().name, other.probability,
+                             other.decision if other.decision.is_file() else None)
+    layers = stack_layers(paths.stack)
+    risk = read_raster(paths.probability, "risk")
+    decision = read_raster(paths.decision, "decision") if paths.decision.is_file() else None
     out = write_review_map(
         paths.map, paths.probability, paths.decision, paths.zones if paths.zones.is_file() else None,
         action_names=cfg.decision.actions,
-        title=f"{cfg.name}: risk of forest loss {fc.start_year}–{fc.end_year}",
+        title=f"{cfg.name}: risk of forest loss {period}",
         zone_note=zones.note if zones else "",
-        attribution=cfg.attribution, max_size_px=cfg.map.max_size_px, zone_stats=_zone_stats(paths.zone_risk),
+        attribution=cfg.attribution, max_size_px=cfg.map.max_size_px, inspect_max_px=cfg.map.inspect_max_px,
+        basemaps=cfg.map.basemaps, zone_stats=_zone_stats(cfg, paths, layers, decision, risk),
+        expected_cost_tif=present(paths.expected_cost.name), uncertainty_tif=present("uncertainty.tif"),
+        density_tif=present("density.tif"), observed_loss=observed_loss(layers, risk), period=period,
+        vectors=vectors, compare=compare,
     )
-    log.info("map: %s", out)
+    log.info("map: %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out
 
 
-def _zone_stats(zone_risk: Path) -> dict[int, dict[str, str]]:
-    """Tooltip lines per zone from predict's ``zone_risk.csv`` (empty when there is none)."""
-    if not zone_risk.is_file():
+def _zone_stats(cfg: RunConfig, paths: RunPaths, layers, decision, risk) -> dict[int, dict[str, str]]:
+    """Each zone's audit for its popup: evaluate's (metrics.json) when there, else from the stack,
+    ``zone_risk.csv`` and ``decision.tif`` (geo_risk/review/audit.py); empty without zones."""
+    from geo_risk.review.audit import zone_audit
+
+    if not paths.zones.is_file():
         return {}
-    t = read_zone_table(zone_risk)
-    return {int(r.zone_id): {"Forest pixels": f"{int(r.pixels):,}",
-                             "Mean risk (model)": f"{r.mean_risk_model:.3f}",
-                             "Mean risk (map)": f"{r.mean_risk_map:.3f}"} for r in t.itertuples()}
+    fc = cfg.periods.forecast
+    return zone_audit(paths.zone_risk, paths.metrics, layers, decision,
+                      pixel_area_ha=abs(risk.transform.a * risk.transform.e) / 1e4, actions=cfg.decision.actions,
+                      period_start=fc.start_year, period=f"{fc.start_year}–{fc.end_year}")
 
 
 @dataclass(frozen=True)
