@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from geo_risk_errors import ConfigError
 
@@ -33,11 +34,56 @@ class _Strict(BaseModel):
 
 
 class RasterLayer(_Strict):
-    """A raster resampled onto the grid; ``band`` picks one band of a multi-band file."""
+    """A raster resampled onto the grid; ``band`` picks one band of a multi-band file. ``resampling``
+    ``auto``: a ``continuous`` layer bilinear (average when the file is finer than the grid), a
+    ``categorical`` one nearest (mode when finer); ``nodata`` for a file that carries no nodata value."""
 
     path: Path
     band: int | None = Field(None, ge=1)
-    resampling: Literal["nearest", "bilinear", "cubic", "average", "mode"] = "bilinear"
+    kind: Literal["continuous", "categorical"] = "continuous"
+    resampling: Literal["auto", "nearest", "bilinear", "cubic", "average", "mode"] = "auto"
+    nodata: float | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits_resampling(self) -> RasterLayer:
+        if self.kind == "categorical" and self.resampling in ("bilinear", "cubic", "average"):
+            raise ValueError(f"resampling {self.resampling} blends the classes of a categorical layer into values "
+                             "that are no class — use nearest (mode when the file is finer than the grid) or auto")
+        return self
+
+
+class EcoRaster(RasterLayer):
+    """An ecological-weight raster (biomass…), scaled to [0, 1] by its 0.99 quantile over forest."""
+
+    source: Literal["raster"] = "raster"
+
+
+class EcoPolygons(_Strict):
+    """An ecological weight from polygons (e.g. protected areas): ``value`` inside every polygon, or
+    each polygon's numeric ``field``; ``background`` elsewhere. Weights in [0, 1]."""
+
+    source: Literal["polygons"]
+    path: Path
+    layer: str | None = None
+    crs: str | None = None
+    value: float | None = Field(None, ge=0, le=1)
+    field: str | None = None
+    background: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _value_or_field(self) -> EcoPolygons:
+        if self.value is not None and self.field is not None:
+            raise ValueError("give value (one weight inside every polygon) or field (each polygon's weight), not both")
+        return self
+
+
+def _eco_source(v) -> str:
+    return v.get("source", "raster") if isinstance(v, dict) else getattr(v, "source", "raster")
+
+
+EcoWeightConfig = Annotated[
+    Annotated[EcoRaster, Tag("raster")] | Annotated[EcoPolygons, Tag("polygons")], Discriminator(_eco_source)
+]
 
 
 class VectorLayer(_Strict):
@@ -192,7 +238,9 @@ class LayersConfig(_Strict):
     forest_change: ForestChangeConfig
     rasters: dict[str, RasterLayer] = Field(default_factory=dict)
     distance_to: dict[str, VectorLayer] = Field(default_factory=dict)
-    eco_weight: RasterLayer | None = None
+    # features this far beyond the grid still count for the distances (read within this margin)
+    distance_margin_m: float = Field(10_000.0, ge=0)
+    eco_weight: EcoWeightConfig | None = None
     outline: VectorLayer | None = None
     zones: ZonesConfig | None = None
 

@@ -13,7 +13,7 @@ from geo_risk_errors import ChipStoreError
 from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
                                  period_codes, prodes_table)
-from tiles.stack import GridSpec, RasterInput
+from tiles.stack import EcoPolygons, GridSpec, RasterInput
 from tiles.vectors import VectorSource
 from tiles.atomic import atomic_dir
 
@@ -61,6 +61,10 @@ def _vector(cfg: RunConfig, v) -> VectorSource:
     return VectorSource(cfg.data_path(v.path), v.layer, v.crs)
 
 
+def _raster(cfg: RunConfig, r) -> RasterInput:
+    return RasterInput(cfg.data_path(r.path), r.resampling, r.band, r.kind, r.nodata)
+
+
 def stack_spec(cfg: RunConfig) -> StackSpec:
     """Translate the app config into the plain spec ``tiles`` works from.
 
@@ -76,13 +80,21 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
     else:
         grid = GridSpec(g.crs, g.resolution_m, g.bounds, _vector(cfg, g.aoi) if g.aoi is not None else None)
     eco = layers.eco_weight
+    if eco is None:
+        eco_spec = None
+    elif eco.source == "polygons":
+        eco_spec = EcoPolygons(_vector(cfg, eco), eco.value if eco.field is None and eco.value is not None
+                               else (None if eco.field else 1.0), eco.field, eco.background)
+    else:
+        eco_spec = _raster(cfg, eco)
     return StackSpec(
         grid=grid,
         forest_change=fc,
         periods=periods,
-        eco_weight=RasterInput(p(eco.path), eco.resampling, eco.band) if eco is not None else None,
-        rasters={n: RasterInput(p(r.path), r.resampling, r.band) for n, r in layers.rasters.items()},
+        eco_weight=eco_spec,
+        rasters={n: _raster(cfg, r) for n, r in layers.rasters.items()},
         distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
+        distance_margin_m=layers.distance_margin_m,
         outline=_vector(cfg, layers.outline) if layers.outline else None,
         zones=((layers.zones.source, _vector(cfg, layers.zones.vector), layers.zones.name_field)
                if layers.zones else None),

@@ -16,7 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError, NoOverlapError
+from geo_risk_errors import ConfigError, CRSMissingError, InputDataError, MissingInputError, NoOverlapError
 
 CHUNK_PX = 1024
 
@@ -136,18 +136,45 @@ def pick_band(src: rasterio.DatasetReader, band: int | None, layer: str, path: P
     return band
 
 
+#: resampling methods that blend neighbouring values: meaningless on classes
+BLENDING = ("bilinear", "cubic", "average")
+
+
+def source_pixel_m(src: rasterio.DatasetReader, grid: Grid) -> float:
+    """The source's pixel size measured in the grid's CRS (mean of both axes)."""
+    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+    return 0.5 * ((right - left) / src.width + (top - bottom) / src.height)
+
+
+def choose_resampling(src: rasterio.DatasetReader, grid: Grid, resampling: str, kind: str, layer: str) -> str:
+    """``auto``: continuous layers bilinear, or average when the source is finer than the grid;
+    categorical ones nearest, or mode when finer. A blending method on a categorical layer is refused."""
+    if resampling == "auto":
+        finer = source_pixel_m(src, grid) < 0.75 * grid.resolution_m
+        if kind == "categorical":
+            return "mode" if finer else "nearest"
+        return "average" if finer else "bilinear"
+    if kind == "categorical" and resampling in BLENDING:
+        raise ConfigError(
+            f"layer '{layer}': resampling {resampling} blends the classes of a categorical layer into values that "
+            "are no class — use nearest (or mode when the layer is finer than the grid), or auto")
+    return resampling
+
+
 def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest",
-                 band: int | None = None) -> xr.DataArray:
+                 band: int | None = None, kind: str = "continuous", nodata: float | None = None) -> xr.DataArray:
     """Lazily warp one band of a raster onto the grid (WarpedVRT + dask); nodata becomes NaN.
 
-    Float32 result, dims ``(y, x)``. The raster's nodata value is masked before resampling (GDAL's
-    warper leaves nodata pixels out of every kernel), so no nodata value is blended into a neighbour.
-    A multi-band file needs ``band``.
+    Float32 result, dims ``(y, x)``. The raster's nodata value (or ``nodata`` for a file that lacks
+    one) is masked before resampling: GDAL's warper leaves nodata pixels out of every kernel, so no
+    nodata value is blended into a neighbour. A multi-band file needs ``band``. ``resampling`` may be
+    ``auto`` (:func:`choose_resampling`, by ``kind``).
     """
     path = Path(path)
     with open_checked(path, layer) as src:
         check_overlap(src.bounds, src.crs, grid, layer, path)
         band = pick_band(src, band, layer, path)
+        resampling = choose_resampling(src, grid, resampling, kind, layer)
     vrt_opts = dict(
         crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
         resampling=Resampling[resampling],
@@ -158,7 +185,8 @@ def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest"
         window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
         try:
             with rasterio.open(path) as src:
-                nodata_opts = {"nodata": src.nodata} if src.nodata is not None else {"add_alpha": True}
+                value = nodata if nodata is not None else src.nodata
+                nodata_opts = {"src_nodata": value, "nodata": value} if value is not None else {"add_alpha": True}
                 with WarpedVRT(src, **nodata_opts, **vrt_opts) as vrt:
                     data = vrt.read(band, window=window).astype("float32")
                     data[vrt.read_masks(band, window=window) == 0] = np.nan

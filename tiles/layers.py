@@ -26,6 +26,13 @@ def distance_to(mask: np.ndarray, resolution_m: float) -> np.ndarray:
     return distance_transform_edt(~mask, sampling=resolution_m).astype(np.float32)
 
 
+def distance_inside(mask: np.ndarray, resolution_m: float, pad: int) -> np.ndarray:
+    """:func:`distance_to` on a grid grown by ``pad`` pixels on every side, cropped back to the inside:
+    features beyond the grid's edge (within the pad) count."""
+    d = distance_to(mask, resolution_m)
+    return d[pad:d.shape[0] - pad, pad:d.shape[1] - pad] if pad else d
+
+
 def distance_to_edge(forest: np.ndarray, resolution_m: float) -> np.ndarray:
     """Distance (m) of each forest pixel to the nearest non-forest pixel; 0 outside forest."""
     forest = np.asarray(forest, dtype=bool)

@@ -19,6 +19,7 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import xarray as xr
 from rasterio.crs import CRS
 
@@ -26,19 +27,36 @@ from geo_risk_errors import InputDataError
 from tiles.bands import FOREST_BANDS, band_names, distance_band  # noqa: F401  (FOREST_BANDS: re-exported)
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
-from tiles.layers import codes_mask, distance_to, distance_to_edge, normalise_eco
-from tiles.vectors import VectorSource, burn, polygon_zones, read_vector, voronoi_zones
+from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, normalise_eco
+from tiles.vectors import VectorSource, burn, grown_grid, polygon_zones, read_vector, voronoi_zones
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RasterInput:
-    """A raster layer: a file, its band (None: a single-band file) and the resampling onto the grid."""
+    """A raster layer: a file, its band (None: a single-band file), the resampling onto the grid
+    (``auto``: by ``kind``), and a nodata value for a file that has none."""
 
     path: Path
     resampling: str = "bilinear"
     band: int | None = None
+    kind: str = "continuous"
+    nodata: float | None = None
+
+    def read(self, grid: Grid, layer: str) -> da.Array:
+        return read_on_grid(self.path, grid, layer, self.resampling, self.band, self.kind, self.nodata).data
+
+
+@dataclass(frozen=True)
+class EcoPolygons:
+    """An ecological weight from polygons: ``value`` inside every polygon, or each polygon's numeric
+    ``field``; ``background`` elsewhere. Weights in [0, 1]; where polygons overlap the largest wins."""
+
+    source: VectorSource
+    value: float | None = 1.0
+    field: str | None = None
+    background: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,9 +80,11 @@ class StackSpec:
     grid: Path | GridSpec
     forest_change: ForestChangeSpec
     periods: list[PeriodCodes]
-    eco_weight: RasterInput | None = None
+    eco_weight: RasterInput | EcoPolygons | None = None
     rasters: dict[str, RasterInput] = field(default_factory=dict)
     distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
+    #: features this far beyond the grid still count for the distances (a town 5 km outside is 5 km away)
+    distance_margin_m: float = 10_000.0
     outline: VectorSource | Path | None = None
     zones: tuple[str, VectorSource | Path, str] | None = None  # (source, layer, name_field)
 
@@ -105,7 +125,7 @@ def build_zones(spec: StackSpec, grid: Grid, outline: gpd.GeoDataFrame | None) -
     if spec.zones is None:
         return None
     source, path, name_field = spec.zones
-    layer = read_vector(path, grid, "zones")
+    layer = read_vector(path, grid, "zones", repair=source != "polygons")  # polygon_zones repairs, naming zones
     if source == "voronoi_points":
         return voronoi_zones(layer, outline, name_field)
     return polygon_zones(layer, name_field)
@@ -136,12 +156,16 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     else:
         inside = da.ones(shape, dtype=bool, chunks=CHUNK_PX)
     static = {}
+    margin = spec.distance_margin_m
+    grown = grown_grid(grid, margin)
+    pad = (grown.height - grid.height) // 2
     for name, path in spec.distance_to.items():
-        gdf = read_vector(path, grid, f"distance_to.{name}")
-        mask = _lazy(burn, shape=shape, dtype="uint8", geoms=list(gdf.geometry), grid=grid)
-        static[distance_band(name)] = _lazy(distance_to, mask, shape=shape, dtype="float32", resolution_m=res)
+        gdf = read_vector(path, grid, f"distance_to.{name}", margin_m=margin)
+        mask = _lazy(burn, shape=grown.shape, dtype="uint8", geoms=list(gdf.geometry), grid=grown)
+        static[distance_band(name)] = _lazy(distance_inside, mask, shape=shape, dtype="float32", resolution_m=res,
+                                            pad=pad)
     for name, r in spec.rasters.items():
-        static[name] = read_on_grid(r.path, grid, f"rasters.{name}", r.resampling, r.band).data
+        static[name] = r.read(grid, f"rasters.{name}")
 
     zones_gdf = build_zones(spec, grid, outline_gdf)
     if zones_gdf is not None:
@@ -150,12 +174,14 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     else:
         zone = da.zeros(shape, dtype="int16", chunks=CHUNK_PX)
 
-    if spec.eco_weight is not None:
-        e = spec.eco_weight
-        eco_raw = read_on_grid(e.path, grid, "eco_weight", e.resampling, e.band).data
+    e = spec.eco_weight
+    if isinstance(e, RasterInput):
+        eco_raw = e.read(grid, "eco_weight")
         any_forest = codes_mask_lazy(codes, sorted({c for p in spec.periods for c in p.forest_codes}))
         eco = _lazy(lambda r, w: normalise_eco(r, w)[0], eco_raw, any_forest, shape=shape, dtype="float32")
         eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
+    elif isinstance(e, EcoPolygons):
+        eco, eco_note = eco_from_polygons(e, grid)
     else:
         eco = da.ones(shape, dtype="float32", chunks=CHUNK_PX)
         eco_note = "none: every pixel weighs 1"
@@ -201,6 +227,36 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     )
     ds = ds.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
     return ds, zones_gdf
+
+
+def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:
+    """The weight raster of :class:`EcoPolygons` (lazy) and a note for the stack's attributes."""
+    gdf = read_vector(e.source, grid, "eco_weight")
+    gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if gdf.empty:
+        raise InputDataError(f"layer 'eco_weight': {e.source} holds no polygons — give a polygon layer")
+    if e.field is not None:
+        if e.field not in gdf.columns:
+            fields = [c for c in gdf.columns if c != gdf.geometry.name]
+            raise InputDataError(f"layer 'eco_weight': field '{e.field}' not in {e.source} (fields: {fields}) — "
+                                 "fix layers.eco_weight.field")
+        values = pd.to_numeric(gdf[e.field], errors="coerce").to_numpy(dtype=float)
+        what = f"field '{e.field}'"
+    else:
+        values = np.full(len(gdf), float(e.value))
+        what = f"{e.value:g} inside"
+    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+    if bad.any():
+        raise InputDataError(
+            f"layer 'eco_weight': {int(bad.sum())} polygon(s) of {e.source} have a weight ({what}) that is missing "
+            f"or outside [0, 1] (e.g. {gdf[e.field].iloc[int(np.flatnonzero(bad)[0])]!r}) — scale the field to [0, 1]"
+            if e.field else f"layer 'eco_weight': value {e.value} must lie in [0, 1]")
+    order = np.argsort(values, kind="stable")  # the largest weight burns last: it wins where polygons overlap
+    eco = _lazy(burn, shape=grid.shape, dtype="float32", geoms=list(gdf.geometry.values[order]), grid=grid,
+                values=list(values[order]), all_touched=False, dtype_out="float32", fill=float(e.background))
+    note = f"polygons {e.source}: {what}, {e.background:g} elsewhere"
+    log.info("eco_weight: %s", note)
+    return eco, note
 
 
 def codes_mask_lazy(codes: da.Array, wanted: list[int]) -> da.Array:

@@ -44,7 +44,7 @@ import numpy as np
 CRS = "EPSG:32620"
 SIZE = 96  # px
 RES = 30.0  # m
-X0, Y0 = 640_000.0, 1_800_000.0  # top-left corner
+X0, Y0 = 639_990.0, 1_800_000.0  # top-left corner, on multiples of 30 m (an aligned grid from bounds is this one)
 DEM_RES = 60.0
 DEM_NODATA = -9999.0
 NONFOREST_COLS = 8
