@@ -363,12 +363,72 @@ class PredictConfig(_Strict):
         return self
 
 
+class CostScaleConfig(_Strict):
+    """A per-pixel cost multiplier (docs/decisions.md), 1 everywhere by default:
+    ``(1 + eco_factor·eco) × (1 + per_km·distance_band/1000) × zones[zone] × raster``."""
+
+    eco_factor: float = Field(0.0, ge=0, allow_inf_nan=False)  # eco: the stack's ecological weight in [0, 1]
+    distance_band: str | None = None  # a distance band of the stack in metres, e.g. dist_roads_m
+    per_km: float = Field(0.0, ge=0, allow_inf_nan=False)
+    zones: dict[str | int, float] = Field(default_factory=dict)  # zone name or id → factor (other zones: 1)
+    raster: Path | None = None  # any raster on the grid (relative to data_dir), multiplied in
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CostScaleConfig:
+        if self.per_km and not self.distance_band:
+            raise ValueError("per_km needs distance_band, the stack band it applies to (e.g. dist_roads_m)")
+        if self.distance_band and not self.distance_band.endswith("_m"):
+            raise ValueError(f"distance_band {self.distance_band!r}: name a distance band in metres of the stack "
+                             "(its name ends in _m, e.g. dist_roads_m)")
+        for k, v in self.zones.items():
+            if not (v >= 0 and v < float("inf")):
+                raise ValueError(f"zones.{k}: {v} — a zone's factor is a finite number ≥ 0")
+        return self
+
+    @property
+    def is_identity(self) -> bool:
+        return not (self.eco_factor or self.per_km or self.zones or self.raster)
+
+
+class BudgetConfig(_Strict):
+    """At most ``max_ha`` hectares, or ``max_cost`` cost units (what the action costs, summed over
+    the pixels that receive it), may receive ``action``."""
+
+    action: str
+    max_ha: float | None = None
+    max_cost: float | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetConfig:
+        given = {k: v for k, v in (("max_ha", self.max_ha), ("max_cost", self.max_cost)) if v is not None}
+        if len(given) != 1:
+            raise ValueError(f"budget of {self.action!r}: give one of max_ha (hectares) or max_cost (cost units)")
+        (key, value), = given.items()
+        if not (value < float("inf")):  # NaN and ∞
+            raise ValueError(f"budget of {self.action!r}: {key} is {value} — give a finite number, or remove the "
+                             "budget to leave the action unlimited")
+        if value < 0:
+            raise ValueError(f"budget of {self.action!r}: {key} is {value:g} — a budget is ≥ 0 (0 forbids the "
+                             "action; remove the budget to leave it unlimited)")
+        return self
+
+
 class DecisionConfig(_Strict):
-    """Cost matrix ``cost[a][s]``: cost of action a when the true state is s."""
+    """Cost matrix ``cost[a][s]``: cost of action a when the true state is s (docs/decisions.md).
+
+    ``cost[a][stays_forest]`` is read as what action a costs and ``cost[a][lost] − cost[a][stays_forest]``
+    as the damage of a loss it does not prevent; ``action_cost_scale`` and ``damage_scale`` scale
+    them per pixel. ``budgets`` limit the area or cost of an action. ``uncertainty_k`` > 0 chooses
+    actions on ``p + k·σ`` (σ from uncertainty.tif, when predict wrote it): a cautious rule.
+    """
 
     actions: list[str] = ["none", "patrol"]
     states: list[str] = ["stays_forest", "lost"]
     cost: list[list[float]] = [[0.0, 100.0], [10.0, 10.0]]
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    damage_scale: CostScaleConfig = CostScaleConfig()
+    action_cost_scale: CostScaleConfig = CostScaleConfig()
+    uncertainty_k: float = Field(0.0, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _shape(self) -> DecisionConfig:
@@ -376,11 +436,30 @@ class DecisionConfig(_Strict):
             raise ValueError("states must be ['stays_forest', 'lost'] (the two states the model predicts)")
         if len(self.actions) < 2 or len(self.actions) > 254:
             raise ValueError("give between 2 and 254 actions")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"actions {self.actions}: every action needs its own name")
         if len(self.cost) != len(self.actions) or any(len(r) != len(self.states) for r in self.cost):
             raise ValueError(
                 f"cost must be a {len(self.actions)}×{len(self.states)} matrix (one row per action, "
                 "one column per state)"
             )
+        for a, row in enumerate(self.cost):
+            for s, v in enumerate(row):
+                if not (v < float("inf")):  # NaN and ∞
+                    raise ValueError(f"cost[{a}][{s}] ({self.actions[a]}, {self.states[s]}) is {v}: every cost must "
+                                     "be a finite number ≥ 0 (cost units, e.g. 10)")
+                if v < 0:
+                    raise ValueError(f"cost[{a}][{s}] ({self.actions[a]}, {self.states[s]}) is {v:g}: costs must be "
+                                     "≥ 0 — express a benefit as a higher cost of the other actions")
+        named = [b.action for b in self.budgets]
+        for name in named:
+            if name not in self.actions:
+                raise ValueError(f"budgets: action {name!r} is not one of actions {self.actions}")
+        if len(set(named)) != len(named):
+            raise ValueError("budgets: give at most one budget per action")
+        if set(named) == set(self.actions):
+            raise ValueError("budgets: every action has a budget, so some pixels could get no action — leave at "
+                             f"least one action (e.g. {self.actions[0]!r}) without a budget")
         return self
 
 
