@@ -232,6 +232,15 @@ ForestChangeConfig = Annotated[
 ]
 
 
+class MissingConfig(_Strict):
+    """A raster's missing values on forest pixels (nodata, beyond the file): filled, so that every
+    forest pixel gets a prediction — with the ``nearest`` valid value or the train period's
+    ``median``; ``indicator``: add a 0/1 band ``<name>_missing`` for each raster that misses any."""
+
+    fill: Literal["nearest", "median"] = "nearest"
+    indicator: bool = False
+
+
 class LayersConfig(_Strict):
     """Input layers. ``forest_change`` in one of the formats of docs/formats.md (``format:``)."""
 
@@ -241,6 +250,7 @@ class LayersConfig(_Strict):
     # features this far beyond the grid still count for the distances (read within this margin)
     distance_margin_m: float = Field(10_000.0, ge=0)
     eco_weight: EcoWeightConfig | None = None
+    missing: MissingConfig = MissingConfig()
     outline: VectorLayer | None = None
     zones: ZonesConfig | None = None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
-from geo_risk_errors import ChipStoreError
+from tiles.errors import ChipLayoutError
 from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
                                  period_codes, prodes_table)
@@ -95,6 +95,8 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         rasters={n: _raster(cfg, r) for n, r in layers.rasters.items()},
         distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
         distance_margin_m=layers.distance_margin_m,
+        fill_missing=layers.missing.fill,
+        missing_indicator=layers.missing.indicator,
         outline=_vector(cfg, layers.outline) if layers.outline else None,
         zones=((layers.zones.source, _vector(cfg, layers.zones.vector), layers.zones.name_field)
                if layers.zones else None),
@@ -123,7 +125,7 @@ def run_tile(cfg: RunConfig) -> TileResult:
                            c.val_fraction, c.buffer_px, c.seed, c.max_chips)
         counts = index.split.value_counts()
         if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
-            raise ChipStoreError(
+            raise ChipLayoutError(
                 f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation "
                 "chips — lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
             )

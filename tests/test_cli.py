@@ -67,6 +67,22 @@ def test_raster_outside_grid_names_layer(region):
     assert_refused(geo_risk("tile", cfg, "--out", run), run, "layer 'rasters.altitude'", "does not overlap")
 
 
+def test_truncated_raster_is_one_line_naming_the_layer(region):
+    """It used to end in a 29-frame RasterioIOError traceback that did not name the layer."""
+    cfg, data, run = region
+    raw = (data / "altitude.tif").read_bytes()
+    (data / "altitude.tif").write_bytes(raw[:len(raw) // 2])
+    out = geo_risk("tile", cfg, "--out", run)
+    assert_refused(out, run, "layer 'rasters.altitude'", "altitude.tif cannot be read", "corrupt or truncated")
+    assert "Traceback" not in out.stderr
+
+
+def test_text_file_named_tif_names_the_layer(region):
+    cfg, data, run = region
+    (data / "slope.tif").write_text("slope\n12\n")
+    assert_refused(geo_risk("tile", cfg, "--out", run), run, "layer 'rasters.slope'", "is not a readable raster")
+
+
 @pytest.mark.parametrize("stage,hint", [("train", "geo-risk tile"), ("predict", "geo-risk train"),
                                         ("decide", "geo-risk predict"), ("evaluate", "geo-risk predict"),
                                         ("map", "risk.tif does not exist")])
@@ -244,3 +260,29 @@ def test_run_help_names_the_default_config():
                          timeout=600, env={**__import__("os").environ, "COLUMNS": "400"})
     assert out.returncode == 0
     assert str(default_config()) in " ".join(out.stdout.split())
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_killed_tile_leaves_no_staging_folder_behind(signal_name, synthetic_region, tmp_path):
+    """A killed `geo-risk tile` used to leave a hidden staging folder (66–180 MB on the demo) that later
+    runs never removed; the next tile now removes the dead writer's leftovers."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "geo_risk", "tile", str(synthetic_region), "--out", str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(run.glob(".tiles.staging-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    staged = list(run.glob(".tiles.staging-*"))
+    os.kill(proc.pid, getattr(signal, signal_name))
+    proc.wait(timeout=60)
+    if not staged:
+        pytest.skip("tile finished before a staging folder could be seen")
+    assert list(run.glob(".tiles.staging-*")) or (run / "tiles").exists()  # killed: left behind (or swapped in)
+    again = geo_risk("tile", synthetic_region, "--out", run)
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+    assert (run / "tiles" / "stack.zarr").is_dir()

@@ -10,6 +10,7 @@ FOREST = "forest"
 PAST_LOSS = "past_loss"
 DIST_EDGE = "dist_edge_m"
 DIST_PAST_LOSS = "dist_past_loss_m"
+MISSING_SUFFIX = "_missing"
 #: bands derived from the forest-change codes, in this order, before distances and rasters
 FOREST_BANDS = [FOREST, PAST_LOSS, DIST_EDGE, DIST_PAST_LOSS]
 
@@ -26,21 +27,25 @@ def distance_band(name: str) -> str:
     return f"dist_{name}_m"
 
 
-def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_loss: bool = True) -> list[str]:
-    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters; refuses duplicates.
+def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_loss: bool = True,
+               missing: Iterable[str] = ()) -> list[str]:
+    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters, then a
+    ``<name>_missing`` band per raster in ``missing``; refuses duplicates.
 
     ``past_loss`` False: the past-loss bands are left out (a period starts in the first year the
     forest-change layer holds, so no loss is known before it).
     """
     owners = {band: f"the derived {what} (from layers.forest_change)" for band, what in _DERIVED.items()}
     bands = [b for b in FOREST_BANDS if past_loss or b not in (PAST_LOSS, DIST_PAST_LOSS)]
+    raster_names = list(raster_names)
     layers = [(distance_band(n), f"layers.distance_to.{n}") for n in distance_names]
     layers += [(n, f"layers.rasters.{n}") for n in raster_names]
+    layers += [(f"{n}{MISSING_SUFFIX}", f"layers.rasters.{n} (its missing-value band)") for n in missing]
     for band, key in layers:
         if band in owners:
             raise ConfigError(
                 f"{key} makes band '{band}', which is already {owners[band]}: "
-                f"rename {key} in the config (e.g. to '{key.rsplit('.', 1)[1]}_2')"
+                f"rename {key.split(' ')[0]} in the config (e.g. to '{key.split(' ')[0].rsplit('.', 1)[1]}_2')"
             )
         owners[band] = f"the band of {key}"
         bands.append(band)

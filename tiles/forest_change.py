@@ -36,7 +36,8 @@ import dask
 import dask.array as da
 import numpy as np
 
-from geo_risk_errors import ConfigError, InputDataError
+from geo_risk_errors import ConfigError
+from tiles.errors import ForestChangeError
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ def check_forest_change(fc: ForestChangeSpec, codes: da.Array, inputs: list[da.A
     total = int(hist.sum())
     files = _files(fc)
     if hist[NODATA] == total:
-        raise InputDataError(
+        raise ForestChangeError(
             f"layer '{fc.where}': every pixel of {files} on the grid is nodata — check that the file covers "
             "the region of the grid and that its nodata value is right (`gdalinfo -stats`)")
     n = len(fc.years) - 1
@@ -387,11 +388,11 @@ def check_forest_change(fc: ForestChangeSpec, codes: da.Array, inputs: list[da.A
         loss = int(hist[p.loss_codes].sum())
         what = f"period '{p.name}' ({p.start_year}→{p.end_year})"
         if forest == 0:
-            raise InputDataError(
+            raise ForestChangeError(
                 f"{what}: no pixel of {fc.where} ({files}, format {fc.format}) is forest in {p.start_year} — "
                 f"check the period's years and {fc.where} (forest pixels per year: {forest_px})")
         if loss == 0:
-            raise InputDataError(
+            raise ForestChangeError(
                 f"{what}: no pixel of {fc.where} ({files}, format {fc.format}) was lost between "
                 f"{p.start_year} and {p.end_year}, so the model would have no positive pixel — check the "
                 f"period's years and {fc.where} (forest pixels per year: {forest_px})")

@@ -16,7 +16,8 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from geo_risk_errors import ConfigError, CRSMissingError, InputDataError, MissingInputError, NoOverlapError
+from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError, NoOverlapError
+from tiles.errors import BandNotFoundError, ResamplingError, UnreadableRasterError
 
 CHUNK_PX = 1024
 
@@ -55,6 +56,13 @@ class Grid:
         return {"y": y, "x": x}
 
 
+def gdal_reason(e: BaseException) -> str:
+    """The first line of the innermost cause of a rasterio error (GDAL's own words), shortened."""
+    while e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__):
+        e = e.__cause__ or e.__context__
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
 def open_checked(path: Path, layer: str) -> rasterio.DatasetReader:
     """Open a raster, raising a clear error when it is missing, unreadable or has no CRS."""
     path = Path(path)
@@ -63,7 +71,16 @@ def open_checked(path: Path, layer: str) -> rasterio.DatasetReader:
     try:
         src = rasterio.open(path)
     except rasterio.RasterioIOError as e:
-        raise InputDataError(f"layer '{layer}': {path} is not a readable raster ({e})") from e
+        raise UnreadableRasterError(
+            f"layer '{layer}': {path} is not a readable raster ({gdal_reason(e)}) — give a GeoTIFF "
+            "(or another format GDAL reads); if it is one, it is corrupt: copy or download it again") from None
+    try:  # a truncated file often opens (its header is whole): read its last block, stored last
+        src.read(1, window=rasterio.windows.Window(src.width - 1, src.height - 1, 1, 1))
+    except rasterio.RasterioIOError as e:
+        src.close()
+        raise UnreadableRasterError(
+            f"layer '{layer}': {path} cannot be read ({gdal_reason(e)}) — the file is corrupt or "
+            "truncated; copy or download it again") from None
     if src.crs is None:
         src.close()
         raise CRSMissingError(
@@ -125,13 +142,13 @@ def pick_band(src: rasterio.DatasetReader, band: int | None, layer: str, path: P
     """The band to read: ``band`` (1-based) when given and present; band 1 of a single-band file."""
     if band is None:
         if src.count > 1:
-            raise InputDataError(
+            raise BandNotFoundError(
                 f"layer '{layer}': {path} has {src.count} bands — say which one to read with `band:` (1 to "
                 f"{src.count}) in the config"
             )
         return 1
     if not 1 <= band <= src.count:
-        raise InputDataError(f"layer '{layer}': band {band} not found in {path}, which has {src.count} band(s) — "
+        raise BandNotFoundError(f"layer '{layer}': band {band} not found in {path}, which has {src.count} band(s) — "
                              f"give a band from 1 to {src.count}")
     return band
 
@@ -155,7 +172,7 @@ def choose_resampling(src: rasterio.DatasetReader, grid: Grid, resampling: str, 
             return "mode" if finer else "nearest"
         return "average" if finer else "bilinear"
     if kind == "categorical" and resampling in BLENDING:
-        raise ConfigError(
+        raise ResamplingError(
             f"layer '{layer}': resampling {resampling} blends the classes of a categorical layer into values that "
             "are no class — use nearest (or mode when the layer is finer than the grid), or auto")
     return resampling
@@ -191,9 +208,9 @@ def read_on_grid(path: Path, grid: Grid, layer: str, resampling: str = "nearest"
                     data = vrt.read(band, window=window).astype("float32")
                     data[vrt.read_masks(band, window=window) == 0] = np.nan
         except rasterio.RasterioIOError as e:
-            raise InputDataError(
+            raise UnreadableRasterError(
                 f"layer '{layer}': {path} cannot be read (rows {r0}–{r1}, columns {c0}–{c1} of the grid: "
-                f"{str(e).splitlines()[0][:200]}) — the file is corrupt or truncated; copy or download it again"
+                f"{gdal_reason(e)}) — the file is corrupt or truncated; copy or download it again"
             ) from None
         return data
 

@@ -46,3 +46,12 @@ def normalise_eco(raw: np.ndarray, where: np.ndarray, quantile: float = 0.99) ->
     if not np.isfinite(scale) or scale <= 0:
         return np.where(np.isfinite(raw), 0.0, np.nan).astype(np.float32), 0.0
     return np.clip(raw / scale, 0.0, 1.0).astype(np.float32), scale
+
+
+def fill_nearest(raw: np.ndarray) -> np.ndarray:
+    """NaN pixels take the value of the nearest finite pixel (exact Euclidean nearest, ties by scipy's order)."""
+    missing = ~np.isfinite(raw)
+    if not missing.any() or missing.all():
+        return raw
+    idx = distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return raw[idx[0], idx[1]]

@@ -3,7 +3,8 @@
 Layout (xarray, rioxarray CRS):
     features (period, band, y, x) float32   model inputs per period, raw units (m, 0/1, …)
     label    (period, y, x)       uint8     forest lost during the period
-    valid    (period, y, x)       uint8     forest at the period's start and every input known
+    valid    (period, y, x)       uint8     forest at the period's start inside the outline (missing
+                                            inputs are filled, ``coverage`` attr counts them)
     eco      (y, x)               float32   ecological weight in [0, 1]
     zone     (y, x)               int16     community zone id, 0 outside every zone
 """
@@ -24,10 +25,11 @@ import xarray as xr
 from rasterio.crs import CRS
 
 from geo_risk_errors import InputDataError
-from tiles.bands import FOREST_BANDS, band_names, distance_band  # noqa: F401  (FOREST_BANDS: re-exported)
+from tiles.errors import EmptyLayerError, InvalidGeometryError
+from tiles.bands import FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band  # noqa: F401  (re-exported)
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
-from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, normalise_eco
+from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest, normalise_eco
 from tiles.vectors import VectorSource, burn, grown_grid, polygon_zones, read_vector, voronoi_zones
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,10 @@ class StackSpec:
     distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
     #: features this far beyond the grid still count for the distances (a town 5 km outside is 5 km away)
     distance_margin_m: float = 10_000.0
+    #: a raster's missing values on forest: ``nearest`` valid value or the ``median`` over the train
+    #: period's forest; ``missing_indicator``: a 0/1 band ``<name>_missing`` per raster that misses any
+    fill_missing: str = "nearest"
+    missing_indicator: bool = False
     outline: VectorSource | Path | None = None
     zones: tuple[str, VectorSource | Path, str] | None = None  # (source, layer, name_field)
 
@@ -93,10 +99,10 @@ class StackSpec:
         """Whether every period has a past-loss window (else the past-loss bands are left out)."""
         return all(p.past_loss_codes for p in self.periods)
 
-    @property
-    def bands(self) -> list[str]:
-        """Band names in stack order (raises ConfigError when two layers would share one)."""
-        return band_names(self.distance_to, self.rasters, past_loss=self.past_loss)
+    def bands(self, indicators: list[str] = ()) -> list[str]:
+        """Band names in stack order, with a ``<name>_missing`` band for each raster in ``indicators``
+        (raises ConfigError when two layers would share one)."""
+        return band_names(self.distance_to, self.rasters, past_loss=self.past_loss, missing=indicators)
 
 
 def resolve_grid(spec: Path | GridSpec) -> Grid:
@@ -164,8 +170,7 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         mask = _lazy(burn, shape=grown.shape, dtype="uint8", geoms=list(gdf.geometry), grid=grown)
         static[distance_band(name)] = _lazy(distance_inside, mask, shape=shape, dtype="float32", resolution_m=res,
                                             pad=pad)
-    for name, r in spec.rasters.items():
-        static[name] = r.read(grid, f"rasters.{name}")
+    rasters = {f"rasters.{name}": r.read(grid, f"rasters.{name}") for name, r in spec.rasters.items()}
 
     zones_gdf = build_zones(spec, grid, outline_gdf)
     if zones_gdf is not None:
@@ -175,9 +180,22 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         zone = da.zeros(shape, dtype="int16", chunks=CHUNK_PX)
 
     e = spec.eco_weight
+    any_forest = codes_mask_lazy(codes, sorted({c for p in spec.periods for c in p.forest_codes}))
     if isinstance(e, RasterInput):
-        eco_raw = e.read(grid, "eco_weight")
-        any_forest = codes_mask_lazy(codes, sorted({c for p in spec.periods for c in p.forest_codes}))
+        rasters["eco_weight"] = e.read(grid, "eco_weight")
+    coverage, medians = missing_on_forest(rasters, codes, inside, spec)
+    indicators = []
+    for key, raw in rasters.items():
+        if key == "eco_weight":
+            continue
+        name = key.split(".", 1)[1]
+        static[name] = fill(raw, key, spec.fill_missing, medians.get(key), shape)
+        if spec.missing_indicator and coverage[key]["missing_px"]:
+            indicators.append(name)
+    for name in indicators:
+        static[f"{name}{MISSING_SUFFIX}"] = (~da.isfinite(rasters[f"rasters.{name}"])).astype("float32")
+    if isinstance(e, RasterInput):
+        eco_raw = fill(rasters["eco_weight"], "eco_weight", "nearest", None, shape)
         eco = _lazy(lambda r, w: normalise_eco(r, w)[0], eco_raw, any_forest, shape=shape, dtype="float32")
         eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
     elif isinstance(e, EcoPolygons):
@@ -200,9 +218,9 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
             bands.append(_lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res))
         bands += list(static.values())
         stacked = da.stack(bands).rechunk((len(bands), CHUNK_PX, CHUNK_PX))
-        known = da.isfinite(stacked).all(axis=0) & da.isfinite(eco) & inside
         features.append(stacked)
-        valids.append((forest.astype(bool) & known).astype("uint8"))
+        # every forest pixel inside the region: missing inputs are filled, not dropped
+        valids.append((forest.astype(bool) & inside).astype("uint8"))
         labels.append(codes_mask_lazy(codes, p.loss_codes))
 
     fc = spec.forest_change
@@ -214,13 +232,15 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
             "eco": (("y", "x"), eco),
             "zone": (("y", "x"), zone),
         },
-        coords={"period": [p.name for p in spec.periods], "band": spec.bands, **grid.coords()},
+        coords={"period": [p.name for p in spec.periods], "band": spec.bands(indicators), **grid.coords()},
         attrs={
             "periods": {p.name: f"{p.start_year}-{p.end_year}" for p in spec.periods},
             "past_loss": {p.name: (f"{p.past_loss_start_year}-{p.start_year}" if p.past_loss_start_year else "none")
                           for p in spec.periods},
             "forest_change": {"format": fc.format, "years": list(fc.years), **fc_summary},
             "eco_weight": eco_note,
+            "coverage": coverage,
+            "fill_missing": {"method": spec.fill_missing, "indicator_bands": [f"{n}{MISSING_SUFFIX}" for n in indicators]},
             "resolution_m": res,
             "num_zones": int(len(zones_gdf) + 1) if zones_gdf is not None else 1,
         },
@@ -229,12 +249,59 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     return ds, zones_gdf
 
 
+def missing_on_forest(rasters: dict[str, da.Array], codes: da.Array, inside: da.Array,
+                      spec: StackSpec) -> tuple[dict, dict]:
+    """Coverage of each raster on the forest of each period (one pass), logged; the train period's
+    median of each raster for ``fill_missing: median``. Refuses a raster with no value on any forest
+    pixel of the region, and says how many forest pixels lie outside the outline (left out)."""
+    forests = {p.name: codes_mask_lazy(codes, p.forest_codes).astype(bool) for p in spec.periods}
+    todo = {("outside", p): (f & ~inside).sum() for p, f in forests.items()}
+    todo |= {("forest", p): (f & inside).sum() for p, f in forests.items()}
+    for key, raw in rasters.items():
+        todo |= {(key, p): (f & inside & ~da.isfinite(raw)).sum() for p, f in forests.items()}
+    train = forests[spec.periods[0].name] & inside
+    if spec.fill_missing == "median":
+        todo |= {("median", key): raw[train & da.isfinite(raw)] for key, raw in rasters.items() if key != "eco_weight"}
+    (done,) = dask.compute(todo)
+    medians = {key: float(np.median(v)) if v.size else np.nan for (what, key), v in done.items() if what == "median"}
+    coverage = {}
+    for key in rasters:
+        per = {p: {"forest_px": int(done[("forest", p)]), "missing_px": int(done[(key, p)])} for p in forests}
+        if any(v["missing_px"] == v["forest_px"] > 0 for v in per.values()):
+            raise EmptyLayerError(
+                f"layer '{key}': no value on any forest pixel of the region (every one is nodata or outside the "
+                f"file) — check that {spec.rasters[key.split('.', 1)[1]].path if key != 'eco_weight' else spec.eco_weight.path} "
+                "covers the region and that its nodata value is right (`gdalinfo -stats`); lowering "
+                "chips.min_valid_fraction cannot help")
+        missing = max(v["missing_px"] for v in per.values())
+        coverage[key] = {"missing_px": missing, "periods": per}
+        if missing:
+            how = ("nearest valid value" if spec.fill_missing == "nearest" or key == "eco_weight"
+                   else f"train-period median {medians[key]:g}")
+            log.info("%s: no value on %s forest pixels — filled with the %s%s", key,
+                     ", ".join(f"{v['missing_px']:,} of the {v['forest_px']:,} {p}" for p, v in per.items()), how,
+                     ", with a missing-value band" if spec.missing_indicator and key != "eco_weight" else "")
+    for p in forests:
+        if done[("outside", p)]:
+            log.info("period '%s': %d forest pixel(s) lie outside the outline: left out of training and "
+                     "prediction", p, int(done[("outside", p)]))
+    coverage["outside_outline_px"] = {p: int(done[("outside", p)]) for p in forests}
+    return coverage, medians
+
+
+def fill(raw: da.Array, key: str, method: str, median: float | None, shape) -> da.Array:
+    """A raster with its missing values filled (:func:`tiles.layers.fill_nearest`, or a constant)."""
+    if method == "median" and median is not None:
+        return da.where(da.isfinite(raw), raw, np.float32(median)).astype("float32")
+    return _lazy(fill_nearest, raw, shape=shape, dtype="float32")
+
+
 def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:
     """The weight raster of :class:`EcoPolygons` (lazy) and a note for the stack's attributes."""
     gdf = read_vector(e.source, grid, "eco_weight")
     gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
     if gdf.empty:
-        raise InputDataError(f"layer 'eco_weight': {e.source} holds no polygons — give a polygon layer")
+        raise InvalidGeometryError(f"layer 'eco_weight': {e.source} holds no polygons — give a polygon layer")
     if e.field is not None:
         if e.field not in gdf.columns:
             fields = [c for c in gdf.columns if c != gdf.geometry.name]

@@ -19,11 +19,12 @@ from dask.diagnostics import ProgressBar
 
 from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
+from tiles.errors import ChipLayoutError
 from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
 
 #: version of the stack and chip stores' layout, kept in their attrs as ``store_format``; bump when
 #: a variable, band or attribute changes meaning, so an older store is refused, not misread
-STORE_FORMAT = 2
+STORE_FORMAT = 3  # 3: valid = forest inside the outline (missing inputs filled), coverage attrs
 FORMAT_ATTR = "store_format"
 
 
@@ -65,6 +66,9 @@ def chip_index(
     valid = stack["valid"].sel(period=period).values
     label = stack["label"].sel(period=period).values & valid
     h, w = valid.shape
+    if size > min(h, w):
+        raise ChipLayoutError(f"chips.size_px {size} is larger than the region's grid ({h} × {w} px) — lower "
+                              f"chips.size_px to at most {min(h, w)} (and chips.stride_px with it)")
     rc = np.array(list(chip_windows(h, w, size, stride)), dtype=np.int64).reshape(-1, 2)
     rows, cols = rc[:, 0], rc[:, 1]
     vfrac = window_fractions(valid, rows, cols, size)
@@ -74,9 +78,10 @@ def chip_index(
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_chips, replace=False))
         rows, cols, vfrac = rows[pick], cols[pick], vfrac[pick]
     if len(rows) < 2:
-        raise ChipStoreError(
-            f"only {len(rows)} chip(s) of {size} px have ≥ {min_valid_fraction:.0%} valid pixels in period "
-            f"'{period}' — lower chips.min_valid_fraction or chips.size_px"
+        raise ChipLayoutError(
+            f"only {len(rows)} chip(s) of {size} px have ≥ {min_valid_fraction:.0%} forest pixels inside the region in "
+            f"period '{period}' ({int(valid.sum())} forest pixels in all) — lower chips.min_valid_fraction or "
+            "chips.size_px"
         )
     pfrac = window_fractions(label, rows, cols, size)
     split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed)

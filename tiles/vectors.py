@@ -16,6 +16,8 @@ from rasterio.features import rasterize
 from rasterio.warp import transform_bounds
 
 from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError, NoOverlapError
+from tiles.errors import (EmptyLayerError, InvalidGeometryError, UnreadableVectorError,
+                          VectorLayerNotFoundError)
 from tiles.grid import Grid, check_overlap
 
 log = logging.getLogger(__name__)
@@ -47,16 +49,17 @@ def _open_layer(source: VectorSource, layer: str, bbox_in_grid, grid_crs) -> gpd
         try:
             return gpd.read_parquet(path)
         except Exception as e:
-            raise InputDataError(f"layer '{layer}': {path} is not a readable GeoParquet file ({e})") from e
+            raise UnreadableVectorError(f"layer '{layer}': {path} is not a readable GeoParquet file ({e})") from e
     try:
         names = [name for name, _ in pyogrio.list_layers(path)]
     except Exception as e:  # pyogrio raises several types for unreadable files
-        raise InputDataError(f"layer '{layer}': {path} is not a readable vector file ({e})") from e
+        raise UnreadableVectorError(f"layer '{layer}': {path} is not a readable vector file ({e}) — give a "
+                                    "Shapefile, GeoPackage, GeoJSON or GeoParquet file") from e
     if source.layer is None and len(names) > 1:
-        raise InputDataError(f"layer '{layer}': {path} holds {len(names)} layers {names} — say which one with "
+        raise VectorLayerNotFoundError(f"layer '{layer}': {path} holds {len(names)} layers {names} — say which one with "
                              "`layer:` in the config")
     if source.layer is not None and source.layer not in names:
-        raise InputDataError(f"layer '{layer}': no layer '{source.layer}' in {path} (layers: {names}) — "
+        raise VectorLayerNotFoundError(f"layer '{layer}': no layer '{source.layer}' in {path} (layers: {names}) — "
                              "fix `layer:` in the config")
     bbox = None
     if bbox_in_grid is not None:
@@ -70,7 +73,7 @@ def _open_layer(source: VectorSource, layer: str, bbox_in_grid, grid_crs) -> gpd
     try:
         return gpd.read_file(path, layer=source.layer, bbox=bbox)
     except Exception as e:
-        raise InputDataError(f"layer '{layer}': {source} is not a readable vector layer ({e})") from e
+        raise UnreadableVectorError(f"layer '{layer}': {source} is not a readable vector layer ({e})") from e
 
 
 def read_vector(source: VectorSource | Path, grid: Grid | None, layer: str, margin_m: float | None = None,
@@ -107,7 +110,7 @@ def read_vector(source: VectorSource | Path, grid: Grid | None, layer: str, marg
                     gdf.crs.to_string(), source.crs)
     gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
     if gdf.empty and window is None:
-        raise InputDataError(f"layer '{layer}': {source} has no geometries — give a file with features")
+        raise EmptyLayerError(f"layer '{layer}': {source} has no geometries — give a file with features")
     if repair:
         gdf = repair_geometries(gdf, layer, str(source))
     if grid is not None:  # None: read as it is (e.g. the AOI that defines the grid)
@@ -119,7 +122,7 @@ def read_vector(source: VectorSource | Path, grid: Grid | None, layer: str, marg
             gdf = gdf[gdf.intersects(shapely.box(*window))]
             if gdf.empty:
                 if not _has_features(source):
-                    raise InputDataError(f"layer '{layer}': {source} has no geometries — give a file with features")
+                    raise EmptyLayerError(f"layer '{layer}': {source} has no geometries — give a file with features")
                 raise NoOverlapError(
                     f"layer '{layer}': no feature of {source} lies on the grid {tuple(round(v) for v in grid.bounds)} "
                     f"({grid.crs}) or within {margin_m:g} m of it: it does not overlap the region — check its CRS "
@@ -158,7 +161,7 @@ def repair_geometries(gdf: gpd.GeoDataFrame, layer: str, source: str) -> gpd.Geo
         fixed.append(_polygonal(v) if g.geom_type in ("Polygon", "MultiPolygon") else v)
     lost = [int(i) for i, g in zip(np.flatnonzero(invalid), fixed) if g.is_empty]
     if lost:
-        raise InputDataError(
+        raise InvalidGeometryError(
             f"layer '{layer}': feature(s) {lost} (0-based, in file order) of {source} are invalid and nothing is left "
             "once repaired (e.g. every vertex on one line) — fix or delete them (QGIS: Vector ▸ Geometry Tools ▸ "
             "Check Validity)")
@@ -189,7 +192,8 @@ def voronoi_zones(points: gpd.GeoDataFrame, outline: gpd.GeoDataFrame | None, na
     """Voronoi catchments of points, clipped to an outline: columns ``zone_id`` (1..n), ``name``."""
     pts = points[points.geometry.geom_type == "Point"].reset_index(drop=True)
     if len(pts) < 2:
-        raise InputDataError("zones: voronoi_points needs at least two point features")
+        raise InvalidGeometryError("zones: voronoi_points needs at least two point features — give a point layer of "
+                                   "settlements in layers.zones.path")
     if name_field not in pts.columns:
         fields = [c for c in pts.columns if c != pts.geometry.name]
         source = points.attrs.get("source")
@@ -221,7 +225,7 @@ def polygon_zones(polys: gpd.GeoDataFrame, name_field: str) -> gpd.GeoDataFrame:
     source = polys.attrs.get("source", "the zones layer")
     polys = polys[polys.geometry.geom_type.isin(["Polygon", "MultiPolygon"])].reset_index(drop=True)
     if polys.empty:
-        raise InputDataError(f"zones: {source} holds no polygons — give territory polygons")
+        raise InvalidGeometryError(f"zones: {source} holds no polygons — give territory polygons")
     if name_field not in polys.columns:
         fields = [c for c in polys.columns if c != polys.geometry.name]
         raise InputDataError(
@@ -235,7 +239,7 @@ def polygon_zones(polys: gpd.GeoDataFrame, name_field: str) -> gpd.GeoDataFrame:
         repaired = [_polygonal(shapely.make_valid(g)) for g in geoms[invalid]]
         lost = [str(names.iloc[i]) for i, g in zip(np.flatnonzero(invalid), repaired) if g.is_empty]
         if lost:
-            raise InputDataError(
+            raise InvalidGeometryError(
                 f"zones: polygon(s) {lost} of {source} are invalid and have no area once repaired "
                 "(e.g. every vertex on one line) — fix or delete them in the zones layer"
             )

@@ -60,7 +60,7 @@ def test_validation_takes_whole_blocks(index):
     (0, 0, 24 * 32 / 1024, 0.0),  # columns 0–7 non-forest
     (16, 32, 29 * 32 / 1024, 6 * 12 / 1024),  # corridor 39–41 out; code 2 on rows 24–35
     (0, 32, 29 * 32 / 1024, 6 * 20 / 1024),  # code 2 on rows 0–11 and 24–31 of the flanks
-    (0, 64, (29 * 32 - 64) / 1024, 6 * 20 / 1024),  # corridor 75–77 and the DEM hole out
+    (0, 64, 29 * 32 / 1024, 6 * 20 / 1024),  # corridor 75–77 out; the DEM hole is filled, not out
     (64, 64, 29 * 26 / 1024, 6 * 12 / 1024),  # rows 90–95 outside the outline; code 2 on rows 72–83
 ])
 def test_valid_and_positive_fractions_by_hand(index, r, c, valid_fraction, positive_fraction):
@@ -79,8 +79,8 @@ def test_fractions_match_the_stack_and_the_threshold_filters(synthetic_stack, in
     strict = chip_index(synthetic_stack[0], "train", SIZE, 16, 0.9, BLOCK, 0.2, BUFFER, 0)
     assert sorted(zip(strict.row_px, strict.col_px)) == sorted(
         (r, c) for r, c, vf in zip(index.row_px, index.col_px, index.valid_fraction) if vf >= 0.9)
-    # ≥ 0.9 (29 of 32 columns valid): row starts 0–48 × column starts 16–64, less (0, 64) and its DEM hole
-    assert len(strict) == 15
+    # ≥ 0.9 (29 of 32 columns valid): row starts 0–48 × column starts 16–64
+    assert len(strict) == 16
 
 
 def test_footprints_and_crs(index):

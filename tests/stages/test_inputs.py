@@ -277,3 +277,37 @@ def test_grid_config_must_be_one_way(synthetic_region, tmp_path):
         config(synthetic_region, tmp_path, grid={"crs": region.CRS, "resolution_m": 30})
     with pytest.raises(InputDataError, match="geographic CRS"):
         aligned_grid("EPSG:4326", 0.001, (0, 0, 1, 1))
+
+
+# --- missing values: every forest pixel gets a prediction ---------------------------------------------
+
+def test_median_fill_with_a_missing_value_band(synthetic_region, synthetic_stack, tmp_path):
+    from tiles.grid import read_on_grid
+
+    folder = synthetic_region.parent
+    ds, _ = stack_of(config(synthetic_region, tmp_path, missing={"fill": "median", "indicator": True}))
+    assert list(ds.band.values)[-2:] == ["altitude", "altitude_missing"]
+    raw = read_on_grid(folder / "dem.tif", grid_from_raster(folder / "forest_change.tif"), "altitude",
+                       "bilinear").values
+    hole = np.isnan(raw)
+    train = synthetic_stack[0]["valid"].sel(period="train").values.astype(bool)
+    median = np.median(raw[train & ~hole])  # over the train period's forest inside the outline
+    alt, flag = band(ds, "altitude"), band(ds, "altitude_missing")
+    assert (alt[hole] == np.float32(median)).all() and (alt[~hole] == raw[~hole]).all()
+    np.testing.assert_array_equal(flag, hole.astype(np.float32))
+    assert ds.attrs["fill_missing"] == {"method": "median", "indicator_bands": ["altitude_missing"]}
+    np.testing.assert_array_equal(ds["valid"].values, synthetic_stack[0]["valid"].values)
+
+
+def test_a_raster_with_no_value_on_the_forest_is_refused_by_name(synthetic_region, tmp_path):
+    """It used to get advice to lower chips.min_valid_fraction, which cannot help."""
+    with rasterio.open(synthetic_region.parent / "dem.tif") as src:
+        profile = src.profile
+    with rasterio.open(tmp_path / "empty_dem.tif", "w", **profile) as dst:
+        dst.write(np.full((1, profile["height"], profile["width"]), region.DEM_NODATA, np.float32))
+    cfg = config(synthetic_region, tmp_path, rasters={"altitude": {"path": str(tmp_path / "empty_dem.tif")}})
+    with pytest.raises(InputDataError) as e:
+        build_stack(stack_spec(cfg))
+    msg = str(e.value)
+    assert "layer 'rasters.altitude': no value on any forest pixel" in msg and "empty_dem.tif" in msg
+    assert "cannot help" in msg

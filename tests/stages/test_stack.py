@@ -45,17 +45,17 @@ def test_bands_shapes_and_grid(stack):
 
 # Codes: 0 on c < 8 (768 px), 1 on the two corridors (2 × 3 columns × 96 rows = 576), 2 and 3 on
 # the flanks (4 × 3 columns, 48 rows each: 576 each), 5 elsewhere (9216 − 768 − 576 − 1152 = 6720).
-# Valid = forest at the start, inside the outline (rows < 90) and every input known (the DEM is
-# nodata on rows 0–7, columns 88–95: 64 forest pixels).
+# Valid = forest at the start inside the outline (rows < 90); the DEM's nodata (rows 0–7, columns
+# 88–95: 64 forest pixels) is filled, not dropped.
 #   train:    forest = codes 2, 3, 5 = 576 + 576 + 6720 = 7872; rows 90–95 hold 96 − 8 − 6 = 82 forest
-#             pixels each (492), so valid = 7872 − 492 − 64 = 7316; label = code 2 = 576, all on
-#             rows < 90 (bands 0, 2, 4, 6 of 12 rows end at row 83).
+#             pixels each (492), so valid = 7872 − 492 = 7380; label = code 2 = 576, all on rows < 90
+#             (bands 0, 2, 4, 6 of 12 rows end at row 83).
 #   forecast: forest = codes 3, 5 = 7296; rows 90–95 again hold 82 forest pixels each (the flanks
-#             carry code 3 there), valid = 7296 − 492 − 64 = 6740; label = code 3 = 576, of which
+#             carry code 3 there), valid = 7296 − 492 = 6804; label = code 3 = 576, of which
 #             42 rows × 12 columns = 504 are valid (rows 90–95 of the flanks are outside the outline).
 @pytest.mark.parametrize("period,forest,valid,label,label_valid", [
-    ("train", 7872, 7316, 576, 576),
-    ("forecast", 7296, 6740, 576, 504),
+    ("train", 7872, 7380, 576, 576),
+    ("forecast", 7296, 6804, 576, 504),
 ])
 def test_label_and_valid_counts(stack, period, forest, valid, label, label_valid):
     s = stack.sel(period=period)
@@ -65,13 +65,22 @@ def test_label_and_valid_counts(stack, period, forest, valid, label, label_valid
     assert int((s["label"] & s["valid"]).sum()) == label_valid
 
 
-def test_valid_is_off_outside_the_outline_and_where_the_dem_is_nodata(stack):
+def test_valid_is_off_outside_the_outline_and_on_where_the_dem_is_nodata(stack):
     for period in ("train", "forecast"):
         valid = stack["valid"].sel(period=period).values
         forest = band(stack, period, "forest")
         assert forest[90:, 8:39].all() and not valid[90:].any()  # forest beyond the outline
-        assert forest[0:8, 88:].all() and not valid[0:8, 88:].any()  # forest under DEM nodata
-        assert valid[8:90, 88:].all()
+        assert forest[0:8, 88:].all() and valid[0:8, 88:].all()  # forest under DEM nodata: filled, kept
+        np.testing.assert_array_equal(valid[:90], forest[:90])
+
+
+def test_coverage_counts_the_missing_and_the_outside(stack):
+    cov = stack.attrs["coverage"]
+    assert cov["rasters.altitude"] == {"missing_px": 64, "periods": {"train": {"forest_px": 7380, "missing_px": 64},
+                                                                      "forecast": {"forest_px": 6804, "missing_px": 64}}}
+    assert cov["outside_outline_px"] == {"train": 492, "forecast": 492}
+    assert "eco_weight" in cov and cov["eco_weight"]["missing_px"] == 0
+    assert stack.attrs["fill_missing"] == {"method": "nearest", "indicator_bands": []}
 
 
 def test_past_loss_bands(stack):
@@ -140,25 +149,38 @@ def test_eco_is_normalised_to_unit_range(stack):
 
 
 def test_dem_resampled_from_60m_without_blending_nodata(stack, synthetic_region):
+    from tiles.grid import grid_from_raster, read_on_grid
+
+    folder = synthetic_region.parent
+    raw = read_on_grid(folder / "dem.tif", grid_from_raster(folder / "forest_change.tif"), "altitude",
+                       "bilinear").values
     alt = band(stack, "train", "altitude")
-    with rasterio.open(synthetic_region.parent / "dem.tif") as src:
+    with rasterio.open(folder / "dem.tif") as src:
         assert src.res == (60.0, 60.0) and src.nodata == region.DEM_NODATA
         dem = src.read(1)
     known = dem[dem != region.DEM_NODATA]
-    nan = np.isnan(alt)
+    nan = np.isnan(raw)
     # the 30 m pixels inside the nodata 60 m pixels (rows 0–7, columns 88–95), and only those
     assert nan.sum() == 64 and nan[0:8, 88:96].all()
     # no −9999 pulled into a neighbour: every value lies within the DEM's own range …
-    assert known.min() <= np.nanmin(alt) and np.nanmax(alt) <= known.max()
+    assert known.min() <= np.nanmin(raw) and np.nanmax(raw) <= known.max()
     # … and bilinear resampling of a plane gives the plane back, away from the borders and the hole
     x, y = region.centre(ROWS, COLS)
     plane = region.dem_plane(x, y)
-    inner = np.zeros(alt.shape, bool)
+    inner = np.zeros(raw.shape, bool)
     inner[1:-1, 1:-1] = True
     inner[0:9, 87:] = False
-    np.testing.assert_allclose(alt[inner], plane[inner], atol=1e-3)
+    np.testing.assert_allclose(raw[inner], plane[inner], atol=1e-3)
     # next to the hole the value is interpolated from the known neighbours only
     ring = ~nan & ~inner
     ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = False
-    assert np.abs(alt[ring] - plane[ring]).max() < 2.0
+    assert np.abs(raw[ring] - plane[ring]).max() < 2.0
+    # in the stack each pixel of the hole takes the value of a nearest known pixel
+    assert np.isfinite(alt).all()
+    np.testing.assert_array_equal(alt[~nan], raw[~nan])
+    rr, cc = np.nonzero(nan)
+    kr, kc = np.nonzero(~nan)
+    for r, c in zip(rr, cc):
+        d2 = (kr - r) ** 2 + (kc - c) ** 2
+        assert alt[r, c] in set(raw[kr[d2 == d2.min()], kc[d2 == d2.min()]])  # a nearest known pixel's value
     np.testing.assert_array_equal(alt, band(stack, "forecast", "altitude"), strict=True)
