@@ -106,9 +106,10 @@ class RiskTags:
 ZONE_TABLE_COLUMNS = ["zone_id", "name", "pixels", "mean_risk_model", "mean_risk_map", "logit_offset"]
 
 
-def write_zone_table(path: Path, table: pd.DataFrame) -> None:
-    """Write ``zone_risk.csv`` atomically, columns in the documented order."""
-    with atomic_file(path) as tmp:
+def write_zone_table(path: Path, table: pd.DataFrame, atomic: bool = True) -> None:
+    """Write ``zone_risk.csv``, columns in the documented order; atomically unless ``path`` is
+    already a temporary path (``atomic=False``, e.g. one of ``tiles.atomic.atomic_files``)."""
+    with atomic_file(path) if atomic else nullcontext(Path(path)) as tmp:
         table[ZONE_TABLE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
 
 
@@ -163,6 +164,9 @@ class Coverage:
     missing_lost_pixels: int  # observed losses among the missing pixels
     pixel_area_ha: float
     forest_ha: float
+    # forest pixels of the period whose input layer was missing and filled by the tile stage, per layer
+    # (the stack's ``coverage`` attribute; empty for stacks that drop such pixels instead)
+    filled_inputs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,7 @@ class DecisionRule:
     expected_cost: float  # Σ R_i(a_i) under the map's probabilities
     realised_cost: float  # Σ C[a_i, y_i] under the observed loss
     realised_vs_threshold: float | None  # realised cost / the 0.5-threshold rule's
+    within_budgets: bool | None = None  # keeps the config's decision.budgets (None: the config has none)
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,8 @@ class DecisionValue:
     cost: list[list[float]]
     rules: list[DecisionRule]
     target_ratio: float = 0.7
-    target_met: bool | None = None  # Bayes decision's realised cost ≤ target × the 0.5-threshold rule's
+    target_met: bool | None = None  # the decision map's realised cost ≤ target × the 0.5-threshold rule's
+    note: str = ""  # e.g. per-pixel cost scales the table does not apply
 
 
 @dataclass(frozen=True)

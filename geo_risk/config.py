@@ -359,18 +359,30 @@ class TrainConfig(_Strict):
 
 
 class PredictConfig(_Strict):
-    window_px: int = Field(256, ge=32)
-    overlap_px: int = Field(64, ge=0)
-    batch_size: int = Field(8, ge=1)
+    """Seamless block inference (geo_risk/predict/blocks.py): each block of ``block_px`` is predicted
+    with ``halo_px`` of context around it (mirrored at the region's edges) and only its centre kept."""
+
+    block_px: int = Field(1024, ge=32)
+    halo_px: int = Field(64, ge=0)
+    # test-time augmentation: 1 (none), 2, 4 or 8 of the square's flips/rotations; their spread of
+    # the probability is written as uncertainty.tif
+    tta: Literal[1, 2, 4, 8] = 4
+    # zone-fairness projection: offsets fitted on all scored pixels, or this many drawn uniformly
+    fit_sample_px: int = Field(2_000_000, ge=1000)
     # Zone-fairness projection of the map (geo_risk/fairness.py): weight of the variance of
     # zone-mean risk against the KL divergence from the model's map; 0 leaves the map as is.
     lambda_fair: float = Field(0.0, ge=0)
 
-    @model_validator(mode="after")
-    def _overlap(self) -> PredictConfig:
-        if self.overlap_px >= self.window_px:
-            raise ValueError("overlap_px must be smaller than window_px")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict):
+            old = [k for k in ("window_px", "overlap_px", "batch_size") if k in data]
+            if old:
+                raise ValueError(
+                    f"{', '.join(old)}: replaced in geo-risk 0.2 by block_px (block size, default 1024) and halo_px "
+                    "(context around each block, default 64) — prediction no longer blends overlapping windows")
+        return data
 
 
 class CostScaleConfig(_Strict):
@@ -478,6 +490,7 @@ class MapConfig(_Strict):
 
     max_size_px: int = Field(1600, ge=64)  # longest side of each raster image embedded in the page
     inspect_max_px: int = Field(800, ge=16)  # longest side of the click-to-inspect grid of pixel values
+    inspect_max_mb: float = Field(2.0, gt=0)  # …and its size in the page: coarser cells where forest is dense
     # layers.distance_to layers drawn (roads, settlements…); null: all of them, []: none
     vectors: list[str] | None = None
     basemaps: bool = True  # offer OpenStreetMap and imagery tiles; off until picked, empty offline

@@ -39,6 +39,10 @@ class RunPaths:
         return self.root / "risk.tif"
 
     @property
+    def uncertainty(self) -> Path:
+        return self.root / "uncertainty.tif"
+
+    @property
     def zone_risk(self) -> Path:
         return self.root / "zone_risk.csv"
 

@@ -21,11 +21,15 @@ class ZoneSpread:
     range: float
 
 
+def counted_ids(counts: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Sorted ids (≥ 1) whose pixel count (``counts[id]``) is at least ``min_pixels``."""
+    ids = np.flatnonzero(np.asarray(counts) >= max(int(min_pixels), 1))
+    return ids[ids > 0]
+
+
 def counted_zones(zone: np.ndarray, min_pixels: int) -> np.ndarray:
     """Sorted ids (≥ 1) of the zones with at least ``min_pixels`` pixels in the flat ``zone`` array."""
-    counts = np.bincount(np.asarray(zone).ravel().astype(np.int64))
-    ids = np.flatnonzero(counts >= max(int(min_pixels), 1))
-    return ids[ids > 0]
+    return counted_ids(zone_pixels(zone), min_pixels)
 
 
 def zone_pixels(zone: np.ndarray) -> np.ndarray:

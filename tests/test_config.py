@@ -24,7 +24,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_bad_cost_matrix_shape(demo_config):
-    with pytest.raises(ConfigError, match="decision: .*2×2 matrix"):
+    with pytest.raises(ConfigError, match="decision: .*3×2 matrix"):  # the demo has three actions
         load_config(demo_config, {"decision": {"cost": [[0, 1, 2], [3, 4, 5]]}})
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from geo_risk.artifacts import (ZONE_TABLE_COLUMNS, Metrics, RiskTags, Scores, ZoneMetrics, read_zone_table,
+from geo_risk.artifacts import (METRICS_FORMAT, ZONE_TABLE_COLUMNS, Metrics, RiskTags, Scores, ZoneMetrics, read_zone_table,
                                 train_log_columns, write_zone_table)
 from geo_risk.paths import RunPaths
 from geo_risk_errors import ChipStoreError, InputDataError, TrainingError
@@ -76,8 +76,8 @@ def test_metrics_round_trip_keeps_nan_as_null(tmp_path):
     assert "NaN" not in text and '"eco_weighted_recall_at_observed_rate": null' in text
     back = Metrics.read(tmp_path / "metrics.json")
     assert back.model.auc == 0.9 and math.isnan(back.model.eco_weighted_recall_at_observed_rate)
-    assert back.zones.count == 0 and math.isnan(back.zones.mean_risk_std) and back.format == 1
-    (tmp_path / "old.json").write_text(text.replace('"format": 1', '"format": 0'))
+    assert back.zones.count == 0 and math.isnan(back.zones.mean_risk_std) and back.format == METRICS_FORMAT
+    (tmp_path / "old.json").write_text(text.replace(f'"format": {METRICS_FORMAT}', '"format": 0'))
     with pytest.raises(InputDataError, match="metrics format 0.*geo-risk evaluate"):
         Metrics.read(tmp_path / "old.json")
 

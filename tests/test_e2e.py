@@ -60,7 +60,7 @@ def test_rasters_on_reference_grid(run_dir, demo_dir):
     assert inside.size > 0.95 * forest_2010.sum() and inside.min() >= 0 and inside.max() <= 1
     with rasterio.open(run_dir / "decision.tif") as src:
         assert src.crs == crs and src.transform == transform and src.nodata == 255 and src.dtypes[0] == "uint8"
-        assert set(np.unique(src.read(1))) <= {0, 1, 255}
+        assert set(np.unique(src.read(1))) <= {0, 1, 2, 255}  # none / monitor / patrol
         assert src.colormap(1)[1][:3] != src.colormap(1)[0][:3]
     with rasterio.open(run_dir / "expected_cost.tif") as src:
         assert src.crs == crs and np.isnan(src.nodata)
@@ -74,7 +74,9 @@ def test_risk_is_a_valid_cog(run_dir):
 
 def test_metrics_are_finite_and_baseline_present(run_dir):
     m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["format"] == 1 and m["period"] == "2010-2015" and m["pixels"] > 800_000
+    from geo_risk.artifacts import METRICS_FORMAT
+
+    assert m["format"] == METRICS_FORMAT and m["period"] == "2010-2015" and m["pixels"] > 800_000
     for block in ("model", "baseline_distance_to_edge"):
         assert 0.5 < m[block]["auc"] <= 1 and math.isfinite(m[block]["ap"])
     assert m["baseline_distance_to_edge"]["auc"] > 0.8  # forestatrisk's strongest covariate is informative

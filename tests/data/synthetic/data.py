@@ -165,7 +165,7 @@ loss: {{lambda_eco: 1.0, lambda_fair: 1.0, min_zone_pixels: 50, fairness: varian
 
 train: {{epochs: 1, batch_size: 4, lr: 0.001, device: cpu, amp: false, num_threads: 1, seed: 0}}
 
-predict: {{window_px: 64, overlap_px: 16, batch_size: 4, lambda_fair: 20}}
+predict: {{block_px: 48, halo_px: 16, tta: 2, lambda_fair: 20}}
 
 decision:
   actions: [none, patrol]

@@ -1,0 +1,141 @@
+"""Stage 3 — predict: seamless block inference over the forecast period, then the zone step.
+
+1. :func:`geo_risk.predict.blocks.infer_blocks` — calibrated logits and their test-time
+   augmentation spread, block by block, stored in a temporary Zarr beside the outputs;
+2. :func:`geo_risk.predict.zones.project_zones` — the explicit, logged zone-fairness projection
+   (``predict.lambda_fair``; 0 leaves the model's map as it is) and the per-zone table;
+3. ``risk.tif``, ``uncertainty.tif`` (COGs written block by block) and ``zone_risk.csv``,
+   renamed into place together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from dask.diagnostics import ProgressBar
+from scipy.special import expit
+
+from geo_risk.artifacts import ZONE_TABLE_COLUMNS, CheckpointMeta, RiskTags, write_zone_table
+from geo_risk.config import RunConfig
+from geo_risk.export import write_cog_blocks
+from geo_risk.model import load_checkpoint
+from geo_risk.paths import RunPaths
+from geo_risk.predict.blocks import infer_blocks
+from geo_risk.predict.zones import project_zones
+from geo_risk_errors import CheckpointError, InputDataError
+from tiles import open_store
+from tiles.atomic import atomic_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    risk: Path
+    uncertainty: Path
+    zone_risk: Path
+    blocks: int
+    pixels: int
+    seconds: float
+
+
+def check_bands(meta: CheckpointMeta, bands: list[str], paths: RunPaths) -> None:
+    """The stack must hold the bands the checkpoint was trained on, in that order."""
+    if bands != meta.bands:
+        raise CheckpointError(f"checkpoint {paths.checkpoint} was trained on bands {meta.bands} but the stack "
+                              f"{paths.stack} holds {bands} — retrain with `geo-risk train`")
+
+
+def device_for(cfg: RunConfig) -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
+
+
+def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0)):
+    """Lazy (2, H, W) logits/spread of ``period`` with the run's checkpoint, and the opened stack."""
+    paths = RunPaths(cfg.run_dir)
+    model, meta = load_checkpoint(paths.checkpoint)
+    stack = open_store(paths.stack, "layer stack")
+    check_bands(meta, [str(b) for b in stack.band.values], paths)
+    sel = stack.sel(period=period)
+    device = device_for(cfg)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    pc = cfg.predict
+    out = infer_blocks(model, sel["features"].data, sel["valid"].data, meta.bands, meta.band_stats,
+                       block_px=pc.block_px, halo_px=pc.halo_px, tta=pc.tta, temperature=meta.temperature,
+                       device=device, offset=offset)
+    return out, sel
+
+
+def run_predict(cfg: RunConfig) -> PredictResult:
+    """Write ``risk.tif`` (probability of forest loss in the forecast period), ``uncertainty.tif``
+    (its spread over the test-time views) and ``zone_risk.csv``."""
+    torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    paths = RunPaths(cfg.run_dir)
+    pc = cfg.predict
+    out, sel = logits_of_period(cfg, "forecast")
+    nblocks = out.numblocks[1] * out.numblocks[2]
+    log.info("predict: %d blocks of ≤ %d px with a %d px halo, %d test-time view%s, on %s", nblocks, pc.block_px,
+             pc.halo_px, pc.tta, "s" if pc.tta > 1 else "", device_for(cfg))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".predict-scratch-", dir=paths.root))
+    try:
+        with dask.config.set(scheduler="threads", num_workers=1), ProgressBar(minimum=2.0):
+            da.to_zarr(out, str(scratch / "logits.zarr"), overwrite=True)  # one pass of the model, block by block
+        stored = da.from_zarr(str(scratch / "logits.zarr"))
+        logit, spread = stored[0], stored[1]
+        valid = sel["valid"].data.rechunk(logit.chunks)
+        zone = sel["zone"].data.rechunk(logit.chunks)
+        if pc.lambda_fair > 0:
+            log.info("predict: zone-fairness projection, λ_fair %g (predict.lambda_fair; 0 turns it off)",
+                     pc.lambda_fair)
+        offsets, table, fitted_on = project_zones(logit, valid, zone, pc.lambda_fair, cfg.loss.min_zone_pixels,
+                                                  sample_px=pc.fit_sample_px)
+        scored = (valid > 0) & da.isfinite(logit)
+        if not bool(scored.any().compute()):
+            raise InputDataError(f"the forecast period of {paths.stack} has no valid pixel to predict — check "
+                                 "periods.forecast.forest_codes and the inputs' nodata (run `geo-risk tile` again)")
+        prob = da.where(scored, da.map_blocks(lambda lg, z: expit(lg + offsets[z.astype(np.int64)]), logit, zone,
+                                              dtype=np.float32), np.nan).astype(np.float32)
+        unc = da.where(scored, spread, np.nan).astype(np.float32)
+        fc = cfg.periods.forecast
+        tags = RiskTags(description=f"probability of forest loss {fc.start_year}-{fc.end_year}",
+                        model=cfg.model.encoder, run=cfg.name, zone_fairness_lambda=pc.lambda_fair)
+        crs, transform = sel.rio.crs, sel.rio.transform()
+        table = _with_names(table, paths.zones)
+        with atomic_files([paths.probability, paths.uncertainty, paths.zone_risk]) as (t_risk, t_unc, t_zones):
+            write_cog_blocks(t_risk, prob, crs, transform, nodata=np.nan, tags=tags.to_tags(),
+                             overview_resampling="average", description="probability of forest loss")
+            write_cog_blocks(t_unc, unc, crs, transform, nodata=np.nan, overview_resampling="average",
+                             tags={"description": f"std of the probability over {pc.tta} test-time views",
+                                   "units": "probability", "run": cfg.name},
+                             description="uncertainty (std over test-time views)")
+            write_zone_table(t_zones, table, atomic=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    secs = time.perf_counter() - t0
+    log.info("predict: %d blocks in %.1f s → %s", nblocks, secs, paths.probability)
+    if len(table):
+        log.info("predict: zone-mean risk std over %d zones %.4f → %.4f (λ_fair %g, fitted on %d pixels; per zone: %s)",
+                 len(table), table.mean_risk_model.std(ddof=0), table.mean_risk_map.std(ddof=0), pc.lambda_fair,
+                 fitted_on, paths.zone_risk)
+    return PredictResult(paths.probability, paths.uncertainty, paths.zone_risk, nblocks, fitted_on, secs)
+
+
+def _with_names(table: pd.DataFrame, zones_file: Path) -> pd.DataFrame:
+    """Add the zone names of the tiling's zones layer (empty names when there is none)."""
+    names = (gpd.read_file(zones_file, columns=["zone_id", "name"], ignore_geometry=True) if zones_file.is_file()
+             else pd.DataFrame({"zone_id": pd.Series(dtype="int64"), "name": pd.Series(dtype="str")}))
+    return table.merge(names, on="zone_id", how="left")[ZONE_TABLE_COLUMNS]
