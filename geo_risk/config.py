@@ -249,6 +249,9 @@ class LayersConfig(_Strict):
     distance_to: dict[str, VectorLayer] = Field(default_factory=dict)
     # features this far beyond the grid still count for the distances (read within this margin)
     distance_margin_m: float = Field(10_000.0, ge=0)
+    # null: exact distances over the whole grid (it must fit in memory); a number: distances capped there
+    # (as forestatrisk's rasters effectively are), computed block by block — for regions of any size
+    distance_cap_m: float | None = Field(None, gt=0)
     eco_weight: EcoWeightConfig | None = None
     missing: MissingConfig = MissingConfig()
     outline: VectorLayer | None = None

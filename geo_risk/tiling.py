@@ -95,6 +95,7 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         rasters={n: _raster(cfg, r) for n, r in layers.rasters.items()},
         distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
         distance_margin_m=layers.distance_margin_m,
+        distance_cap_m=layers.distance_cap_m,
         fill_missing=layers.missing.fill,
         missing_indicator=layers.missing.indicator,
         outline=_vector(cfg, layers.outline) if layers.outline else None,

@@ -30,7 +30,8 @@ from tiles.bands import FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band 
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest, normalise_eco
-from tiles.vectors import VectorSource, burn, grown_grid, polygon_zones, read_vector, voronoi_zones
+from tiles.blockwise import burn_blocks, capped_distance
+from tiles.vectors import VectorSource, grown_grid, polygon_zones, read_vector, voronoi_zones
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class StackSpec:
     distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
     #: features this far beyond the grid still count for the distances (a town 5 km outside is 5 km away)
     distance_margin_m: float = 10_000.0
+    #: None: exact distances over the whole grid (whole-grid arrays); a number: distances capped there,
+    #: computed block by block (out of core; identical below the cap)
+    distance_cap_m: float | None = None
     #: a raster's missing values on forest: ``nearest`` valid value or the ``median`` over the train
     #: period's forest; ``missing_indicator``: a 0/1 band ``<name>_missing`` per raster that misses any
     fill_missing: str = "nearest"
@@ -157,25 +161,28 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     fc_summary = check_forest_change(spec.forest_change, codes, fc_inputs, spec.periods)
     outline_gdf = read_vector(spec.outline, grid, "outline") if spec.outline else None
     if outline_gdf is not None:
-        inside = _lazy(burn, shape=shape, dtype="uint8", geoms=list(outline_gdf.geometry), grid=grid,
-                       all_touched=False).astype(bool)
+        inside = burn_blocks(outline_gdf.geometry, grid, all_touched=False).astype(bool)
     else:
         inside = da.ones(shape, dtype=bool, chunks=CHUNK_PX)
     static = {}
-    margin = spec.distance_margin_m
+    cap = spec.distance_cap_m
+    margin = spec.distance_margin_m if cap is None else min(spec.distance_margin_m, cap)
     grown = grown_grid(grid, margin)
     pad = (grown.height - grid.height) // 2
     for name, path in spec.distance_to.items():
         gdf = read_vector(path, grid, f"distance_to.{name}", margin_m=margin)
-        mask = _lazy(burn, shape=grown.shape, dtype="uint8", geoms=list(gdf.geometry), grid=grown)
-        static[distance_band(name)] = _lazy(distance_inside, mask, shape=shape, dtype="float32", resolution_m=res,
-                                            pad=pad)
+        mask = burn_blocks(gdf.geometry, grown)
+        if cap is None:
+            static[distance_band(name)] = _lazy(distance_inside, mask, shape=shape, dtype="float32",
+                                                resolution_m=res, pad=pad)
+        else:
+            d = capped_distance(mask, res, cap)
+            static[distance_band(name)] = d[pad:pad + shape[0], pad:pad + shape[1]].rechunk(CHUNK_PX)
     rasters = {f"rasters.{name}": r.read(grid, f"rasters.{name}") for name, r in spec.rasters.items()}
 
     zones_gdf = build_zones(spec, grid, outline_gdf)
     if zones_gdf is not None:
-        zone = _lazy(burn, shape=shape, dtype="int16", geoms=list(zones_gdf.geometry), grid=grid,
-                     values=list(zones_gdf.zone_id), all_touched=False, dtype_out="int16")
+        zone = burn_blocks(zones_gdf.geometry, grid, values=zones_gdf.zone_id, all_touched=False, dtype="int16")
     else:
         zone = da.zeros(shape, dtype="int16", chunks=CHUNK_PX)
 
@@ -212,10 +219,14 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         bands = [forest.astype("float32")]
         if spec.past_loss:
             past = codes_mask_lazy(codes, p.past_loss_codes)
-        bands.append(_lazy(distance_to_edge, forest, shape=shape, dtype="float32", resolution_m=res))
+        if cap is None:
+            bands.append(_lazy(distance_to_edge, forest, shape=shape, dtype="float32", resolution_m=res))
+        else:  # the grid's border is not a forest edge
+            bands.append(capped_distance(forest, res, cap, of_unset=True, beyond=1))
         if spec.past_loss:
             bands[1:1] = [past.astype("float32")]
-            bands.append(_lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res))
+            bands.append(_lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res) if cap is None
+                         else capped_distance(past, res, cap))
         bands += list(static.values())
         stacked = da.stack(bands).rechunk((len(bands), CHUNK_PX, CHUNK_PX))
         features.append(stacked)
@@ -242,6 +253,7 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
             "coverage": coverage,
             "fill_missing": {"method": spec.fill_missing, "indicator_bands": [f"{n}{MISSING_SUFFIX}" for n in indicators]},
             "resolution_m": res,
+            "distance_cap_m": cap if cap is not None else "none",
             "num_zones": int(len(zones_gdf) + 1) if zones_gdf is not None else 1,
         },
     )
@@ -319,8 +331,8 @@ def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:
             f"or outside [0, 1] (e.g. {gdf[e.field].iloc[int(np.flatnonzero(bad)[0])]!r}) — scale the field to [0, 1]"
             if e.field else f"layer 'eco_weight': value {e.value} must lie in [0, 1]")
     order = np.argsort(values, kind="stable")  # the largest weight burns last: it wins where polygons overlap
-    eco = _lazy(burn, shape=grid.shape, dtype="float32", geoms=list(gdf.geometry.values[order]), grid=grid,
-                values=list(values[order]), all_touched=False, dtype_out="float32", fill=float(e.background))
+    eco = burn_blocks(gdf.geometry.values[order], grid, values=values[order], all_touched=False, dtype="float32",
+                      fill=float(e.background))
     note = f"polygons {e.source}: {what}, {e.background:g} elsewhere"
     log.info("eco_weight: %s", note)
     return eco, note
