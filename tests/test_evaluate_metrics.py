@@ -139,35 +139,45 @@ def test_gap_summaries_skip_uncounted_and_nan():
 
 
 def test_decision_value_by_hand():
-    from geo_risk.evaluate.value import BAYES_RULE, THRESHOLD_RULE, decision_value
+    from geo_risk.evaluate.value import DECISION, THRESHOLD, bayes_actions, constant_rules, decision_value, \
+        threshold_actions
 
     cost = [[0, 100], [10, 10]]  # patrol where 100·p > 10
     p = np.array([0.05, 0.2, 0.6, 0.0])
     lost = np.array([0, 1, 1, 0], dtype=bool)
-    v = decision_value(np.array([0, 1, 1, 0]), p, lost, cost, ["none", "patrol"], 1.0, {})
-    rules = {r.name: r for r in v.rules}
-    bayes, thr = rules[BAYES_RULE], rules[THRESHOLD_RULE]
+    np.testing.assert_array_equal(bayes_actions(p, cost), [0, 1, 1, 0])
+    rules = {DECISION: bayes_actions(p, cost), THRESHOLD: threshold_actions(p, 2), **constant_rules(["none", "patrol"], 4)}
+    v = decision_value(rules, p, lost, cost, ["none", "patrol"], 1.0)
+    r = {x.name: x for x in v.rules}
+    bayes, thr = r[DECISION], r[THRESHOLD]
     assert (bayes.flagged_ha, bayes.expected_cost, bayes.realised_cost) == (2.0, 25.0, 20.0)  # 5+10+10+0; 0+10+10+0
     assert (thr.flagged_ha, thr.expected_cost, thr.realised_cost) == (1.0, 35.0, 110.0)  # 5+20+10+0; 0+100+10+0
-    nothing, everything = rules["flag nothing (none everywhere)"], rules["flag everything (patrol everywhere)"]
+    nothing, everything = r["flag nothing (none everywhere)"], r["flag everything (patrol everywhere)"]
     assert (nothing.expected_cost, nothing.realised_cost) == (85.0, 200.0)
     assert (everything.expected_cost, everything.realised_cost, everything.flagged_ha) == (40.0, 40.0, 4.0)
     assert bayes.realised_vs_threshold == pytest.approx(20 / 110) and v.target_met is True
+    assert bayes.within_budgets is None
 
 
-def test_decision_value_bayes_on_other_maps_and_three_actions():
-    from geo_risk.evaluate.value import THRESHOLD_RULE, decision_value
+def test_decision_value_three_actions():
+    from geo_risk.evaluate.value import THRESHOLD, bayes_actions, constant_rules, decision_value, threshold_actions
 
-    cost = [[0, 100], [10, 10], [30, 0]]  # none / monitor / patrol
-    p = np.array([0.0, 0.5, 0.9])
+    cost = [[0, 100], [2, 60], [10, 25]]  # none / monitor / patrol (the demo's matrix)
+    p = np.array([0.0, 0.1, 0.5])
+    # expected costs: p 0 → 0, 2, 10; p 0.1 → 10, 5.8, 11.5; p 0.5 → 50, 31, 17.5
+    np.testing.assert_array_equal(bayes_actions(p, cost), [0, 1, 2])
+    np.testing.assert_array_equal(threshold_actions(p, 3), [0, 0, 2])  # the strongest action where p ≥ 0.5
     lost = np.array([0, 1, 1], dtype=bool)
-    v = decision_value(np.array([0, 1, 2]), p, lost, cost, ["none", "monitor", "patrol"], 1.0,
-                       {"a flat map": np.full(3, 0.05)})
-    rules = {r.name: r for r in v.rules}
-    assert THRESHOLD_RULE not in rules and v.target_met is None  # the 0.5 rule needs two actions
-    flat = rules["Bayes rule on a flat map"]  # p = 0.05: none 5, monitor 10, patrol 28.5 → none everywhere
-    assert flat.realised_cost == 200.0 and flat.flagged_ha == 0.0
-    assert rules["every pixel (monitor everywhere)"].realised_cost == 30.0
+    rules = {"bayes": bayes_actions(p, cost), THRESHOLD: threshold_actions(p, 3),
+             **constant_rules(["none", "monitor", "patrol"], 3)}
+    v = decision_value(rules, p, lost, cost, ["none", "monitor", "patrol"], 1.0, {"bayes": True})
+    r = {x.name: x for x in v.rules}
+    assert r["bayes"].realised_cost == 0 + 60 + 25 and r["bayes"].within_budgets is True
+    assert r[THRESHOLD].realised_cost == 0 + 100 + 25
+    assert r["every pixel (monitor everywhere)"].realised_cost == 2 + 60 + 60
+    assert v.target_met is None  # no plan named as the decision map
+    with pytest.raises(InputDataError, match="3 actions × 2 states"):
+        decision_value(rules, p, lost, [[0, 1], [1, 0]], ["none", "monitor", "patrol"], 1.0)
 
 
 # ------------------------------------------------------------------------------------- VT0007 on a run
@@ -254,7 +264,7 @@ def test_metrics_with_every_block_round_trip(tmp_path):
         fairness=FairnessAudit(["patrol"], 50, 100, 32, 0.9, [ZoneAudit(1, "A<b>", 60, True, iv, iv, iv, iv, iv, 1.0)],
                                [GapSummary("fnr", 0.1, float("nan"), 0.01)]),
         decision_value=DecisionValue(["none", "patrol"], [[0.0, 100.0], [10.0, 10.0]],
-                                     [DecisionRule("bayes", 1.0, 2.0, 3.0, None)], 0.7, None),
+                                     [DecisionRule("bayes", 1.0, 2.0, 3.0, None, True)], 0.7, None, "a note"),
     )
     m.write(tmp_path / "metrics.json")
     assert "NaN" not in (tmp_path / "metrics.json").read_text()

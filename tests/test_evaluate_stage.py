@@ -28,7 +28,6 @@ from tiles import open_store
 
 CELL_M = 720.0
 OUTLINE_ROWS = 90  # rows 0–89 are inside the outline
-FORECAST_VALID = 6740  # valid forecast pixels (tests/stages/test_stack.py)
 
 
 def _prepared(synthetic_run) -> Path:
@@ -94,19 +93,16 @@ def test_writes_the_report_set(evaluated):
     assert not list(paths.root.glob(".*staging*"))  # nothing left half-written
 
 
-def test_every_forest_pixel_of_the_period_is_scored_and_the_missing_ones_counted(evaluated):
+def test_every_forest_pixel_of_the_period_is_scored(evaluated):
     m, paths, fc, _ = evaluated
     pop = _population(fc)
     assert m.pixels == int(pop.sum()) == m.coverage.forest_pixels
-    assert m.coverage.scored_pixels == FORECAST_VALID  # the map's value pixels (the DEM hole has none)
-    assert m.coverage.missing_pixels == int(pop.sum()) - FORECAST_VALID > 0
-    label = fc["label"].values[pop]
-    assert m.observed_loss_rate == pytest.approx(label.mean())
     with rasterio.open(paths.probability) as src:
         risk = src.read(1)[pop]
-    assert int(np.isnan(risk).sum()) == m.coverage.missing_pixels
-    assert m.coverage.missing_lost_pixels == int(label[np.isnan(risk)].sum())
-    # the missing pixels are scored as the lowest risk: AUC with probability 0 there
+    assert m.coverage.scored_pixels == int(np.isfinite(risk).sum()) == int(fc["valid"].values[pop].sum())
+    assert m.coverage.missing_pixels == int(np.isnan(risk).sum())
+    label = fc["label"].values[pop]
+    assert m.observed_loss_rate == pytest.approx(label.mean())
     assert m.model.auc == pytest.approx(roc_auc_score(label, np.nan_to_num(risk, nan=0.0)))
     dist = fc["features"].sel(band="dist_edge_m").values[pop]
     assert m.baseline_distance_to_edge.auc == pytest.approx(roc_auc_score(label, -dist))
@@ -114,6 +110,38 @@ def test_every_forest_pixel_of_the_period_is_scored_and_the_missing_ones_counted
     assert cards["map (risk.tif)"].auc == m.model.auc
     assert cards["map (risk.tif)"].mean_probability == pytest.approx(np.nan_to_num(risk, nan=0.0).mean())
     assert all(0 <= c.fom_at_observed_quantity <= 1 for c in m.scorecards)
+    # inputs the tile stage filled on forest pixels are reported, as its stack says
+    cov = fc.attrs.get("coverage", {})
+    expected = {k: c["periods"]["forecast"]["missing_px"] for k, c in cov.items()
+                if isinstance(c, dict) and c.get("periods", {}).get("forecast", {}).get("missing_px")}
+    assert m.coverage.filled_inputs == expected
+
+
+def test_forest_pixels_without_a_value_are_scored_as_the_lowest_risk(source, synthetic_region, tmp_path):
+    """Blank the map on a 20 × 20 px square of forest: those pixels stay in the population, with p = 0."""
+    from geo_risk.evaluate import run_evaluate
+
+    run = _copy(source, tmp_path / "run")
+    risk_path = RunPaths(run).probability
+    with rasterio.open(risk_path) as src:
+        risk, profile = src.read(1), src.profile
+    risk[40:60, 40:60] = np.nan
+    profile.update(driver="GTiff")
+    with rasterio.open(risk_path, "w", **profile) as dst:
+        dst.write(risk, 1)
+        dst.update_tags(**{k: v for k, v in rasterio.open(source / "risk.tif").tags().items()})
+    m = run_evaluate(_cfg(synthetic_region, run, bootstrap=0))
+    fc = open_store(RunPaths(run).stack, "layer stack").sel(period="forecast").load()
+    pop = _population(fc)
+    blank = np.zeros(pop.shape, bool)
+    blank[40:60, 40:60] = True
+    label = fc["label"].values[pop]
+    assert m.pixels == int(pop.sum())  # the population does not shrink
+    assert m.coverage.missing_pixels == int((pop & np.isnan(risk)).sum()) >= int((pop & blank).sum()) > 0
+    assert m.coverage.missing_lost_pixels == int(label[np.isnan(risk[pop])].sum())
+    assert m.model.auc == pytest.approx(roc_auc_score(label, np.nan_to_num(risk[pop], nan=0.0)))
+    assert m.vt0007.models[0].prediction.n_missing == m.coverage.missing_pixels  # VT0007 class 1
+    assert f"{m.coverage.missing_pixels:,} (" in RunPaths(run).report.read_text()
 
 
 def test_metrics_json_reads_back_typed(evaluated):
@@ -153,6 +181,8 @@ def test_vt0007_benchmark_and_model_in_both_tests(evaluated):
         assert r.passes_prediction == (r.prediction.medae_ha < b.prediction.medae_ha)
         assert r.passes == (r.passes_fit and r.passes_prediction)
     assert vt.models[0].prediction.n_missing == m.coverage.missing_pixels  # scored as class 1
+    # the calibration-period map is masked like risk.tif: no value where that period's inputs are not valid
+    assert vt.models[0].fit.n_missing == int((cal_pop & ~tr["valid"].values.astype(bool)).sum())
 
 
 def test_density_tif_holds_the_expected_total(evaluated):
@@ -217,12 +247,18 @@ def test_decision_value_recomputed_from_the_files(evaluated, synthetic_run):
     action[action == 255] = 0  # no value: no action
     cost = np.array(synthetic_run.cfg.decision.cost, dtype=np.float64)
     rules = {r.name: r for r in m.decision_value.rules}
-    bayes = rules["Bayes rule on the map (decision.tif)"]
-    assert bayes.realised_cost == pytest.approx(cost[action, label].sum())
+    plan = rules["decision map (decision.tif)"]
+    assert plan.realised_cost == pytest.approx(cost[action, label].sum())
     assert rules["flag nothing (none everywhere)"].realised_cost == pytest.approx(cost[0, label].sum())
-    assert rules["flag everything (patrol everywhere)"].flagged_ha == pytest.approx(m.pixels * 0.09)
-    # the Bayes rule minimises the expected cost under the map's probabilities
-    assert bayes.expected_cost <= min(r.expected_cost for r in m.decision_value.rules) + 1e-6
+    last = synthetic_run.cfg.decision.actions[-1]
+    assert rules[f"flag everything ({last} everywhere)"].flagged_ha == pytest.approx(m.pixels * 0.09)
+    with rasterio.open(paths.probability) as src:
+        p = np.nan_to_num(src.read(1)[pop].astype(np.float64))
+    thr = rules["0.5 threshold on the map"]
+    assert thr.realised_cost == pytest.approx(np.where(p >= 0.5, cost[-1, label], cost[0, label]).sum())
+    assert plan.realised_vs_threshold == pytest.approx(plan.realised_cost / thr.realised_cost)
+    # the decide stage's plan minimises the expected cost under the map's probabilities (no budgets here)
+    assert plan.expected_cost <= min(r.expected_cost for r in m.decision_value.rules) * (1 + 1e-9)
 
 
 class _Checker(HTMLParser):
@@ -248,7 +284,7 @@ def test_report_is_self_contained_and_shows_the_numbers(evaluated):
     assert len(c.srcs) >= 6 and all(s.startswith("data:image/png;base64,") for s in c.srcs)
     assert all(h.startswith("#") for h in c.hrefs)  # only links inside the page
     for text in ("West", "Centre", "East", "Read both columns", "may replace the benchmark", "Decision value",
-                 f"{m.vt0007.benchmark.fit.medae_ha:.1f}", f"{m.coverage.missing_pixels:,}", "learning curves"):
+                 f"{m.vt0007.benchmark.fit.medae_ha:.1f}", f"{m.coverage.forest_pixels:,}", "learning curves"):
         assert text in page, text
 
 
@@ -309,7 +345,7 @@ def test_refuses_a_prediction_on_another_grid(source, synthetic_region, tmp_path
     risk = RunPaths(run).probability
     with rasterio.open(risk) as src:
         data, profile = src.read(1), src.profile
-    profile.update(transform=profile["transform"] * rasterio.Affine.translation(10, 0), driver="GTiff")
+    profile.update(transform=profile["transform"] @ rasterio.Affine.translation(10, 0), driver="GTiff")
     with rasterio.open(risk, "w", **profile) as dst:
         dst.write(data, 1)
     with pytest.raises(InputDataError, match="risk.tif is not on the grid of the labels.*geo-risk predict"):

@@ -19,7 +19,7 @@ table{border-collapse:collapse;margin:10px 0 16px;font-size:.9em}th,td{border:1p
 th{background:#f2f2f2}td{white-space:nowrap}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
 .note{background:#fff7e6;border-left:4px solid #f0a500;padding:8px 12px;margin:12px 0}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#b42318;font-weight:600}.muted{color:#666;font-size:.9em}
-nav a{margin-right:14px}code{background:#f4f4f4;padding:1px 4px}
+.wide{overflow-x:auto}nav a{margin-right:14px}code{background:#f4f4f4;padding:1px 4px}
 """
 
 
@@ -45,7 +45,7 @@ def _img(data: bytes | None, alt: str) -> str:
 def _table(head: list[str], rows: list[list[str]]) -> str:
     h = "".join(f"<th>{escape(c)}</th>" for c in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class=\"wide\"><table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _verdict(v: bool | None) -> str:
@@ -106,6 +106,10 @@ def _coverage(m: Metrics) -> str:
                  "observed losses are among them.</p>")
     else:
         text += "every forest pixel has a value.</p>"
+    if c.filled_inputs:
+        text += ("<p>Inputs missing on forest pixels and filled by the tile stage (the map has a value there, "
+                 "from filled inputs): " + ", ".join(f"{escape(k)} {v:,}" for k, v in c.filled_inputs.items())
+                 + " pixels.</p>")
     return text
 
 
@@ -213,14 +217,20 @@ def _decision(m: Metrics) -> str:
     out = "<h2 id=\"decision\">Decision value</h2>"
     if d is None:
         return out + "<p>Not computed.</p>"
+    budgets = any(r.within_budgets is not None for r in d.rules)
     rows = [[escape(r.name), _f(r.flagged_ha, 0), _f(r.expected_cost, 0), _f(r.realised_cost, 0),
-             _f(r.realised_vs_threshold, 3)] for r in d.rules]
+             _f(r.realised_vs_threshold, 3), *([_f(r.within_budgets)] if budgets else [])] for r in d.rules]
     out += ("<p>Expected cost: Σ over the forest pixels of C[action, lost]·p + C[action, stays]·(1 − p) under the "
-            "map's probabilities. Realised cost: Σ C[action, observed state] — what following the rule over the "
-            "forecast period would have cost.</p>"
-            + _table(["rule", "flagged ha", "expected cost", "realised cost", "realised / 0.5-threshold rule"], rows))
+            "map's probabilities. Realised cost: Σ C[action, observed state] — what following the plan over the "
+            "forecast period would have cost. Flagged: any action but the first. The 0.5 threshold gives the "
+            "strongest action where p ≥ 0.5 and nothing elsewhere; decide's planner is the decide stage's rule "
+            "(minimum expected cost within the budgets) applied to another probability map.</p>"
+            + _table(["plan", "flagged ha", "expected cost", "realised cost", "realised / 0.5-threshold rule",
+                      *(["within the budgets"] if budgets else [])], rows))
+    if d.note:
+        out += f"<p class=\"note\">{escape(d.note)}</p>"
     if d.target_met is not None:
-        out += (f"<p>Target: the Bayes decision's realised cost ≤ {d.target_ratio:g} × the 0.5-threshold rule's — "
+        out += (f"<p>Target: the decision map's realised cost ≤ {d.target_ratio:g} × the 0.5-threshold rule's — "
                 f"{_verdict(d.target_met)}.</p>")
     return out
 

@@ -40,7 +40,7 @@ from geo_risk.evaluate.metrics import (
     brier_score, expected_calibration_error, fom_at_observed_quantity, ranking_metrics, reliability_curve,
     weighted_recall_at_area,
 )
-from geo_risk.evaluate.value import decision_value
+from geo_risk.evaluate import value as dv
 from geo_risk.evaluate.verra import (
     MapPair, PeriodLayers, benchmark, benchmark_probability, cell_grid, check_expected, run_vt0007,
 )
@@ -106,13 +106,15 @@ class RunInputs:
     risk: np.ndarray  # risk.tif, float, NaN where no value
     decision: np.ndarray  # decision.tif, uint8, 255 where no value
     palette: list  # its colours per action (RGBA)
-    valid: np.ndarray  # stack's valid mask of the forecast period
+    valid: np.ndarray  # stack's valid mask of the forecast period (risk.tif has a value there)
+    valid_cal: np.ndarray  # and of the calibration period: the model's map is masked to it the same way
     zone: np.ndarray  # int zone ids
     eco: np.ndarray  # ecological weight, NaN → 0
     pixel_size_m: tuple[float, float]
     pixel_area_ha: float
     grid: Grid
     tags: RiskTags
+    filled_inputs: dict[str, int]
 
 
 def _years(p) -> float:
@@ -159,6 +161,7 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
             dist = sel["features"].sel(band=DIST_EDGE).values.astype(np.float64)
             layers[key] = PeriodLayers(f"{pc.start_year}-{pc.end_year}", _years(pc), forest, loss, dist)
         valid = stack["valid"].sel(period="forecast").values.astype(bool)
+        valid_cal = stack["valid"].sel(period="train").values.astype(bool)
         zone = stack["zone"].values.astype(np.int64)
         eco = np.nan_to_num(stack["eco"].values.astype(np.float64))
     cnf = layers["forecast"]
@@ -174,8 +177,20 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
         raise InputDataError(f"no zone of layers.zones ({paths.zones}) covers a forest pixel of {cnf.name} inside the "
                              "outline: check the zones layer's extent and CRS, or set layers.zones to null")
     px, py = abs(transform.a), abs(transform.e)
-    return RunInputs(layers["train"], cnf, inside, risk, decision, palette, valid, zone, eco, (px, py), px * py / 1e4,
-                     grid, tags)
+    filled = _filled_inputs(stack.attrs.get("coverage"), "forecast")
+    return RunInputs(layers["train"], cnf, inside, risk, decision, palette, valid, valid_cal, zone, eco, (px, py),
+                     px * py / 1e4, grid, tags, filled)
+
+
+def _filled_inputs(coverage, period: str) -> dict[str, int]:
+    """Per input layer, forest pixels of ``period`` whose value the tile stage filled (stack attrs)."""
+    out = {}
+    if isinstance(coverage, dict):
+        for layer, c in coverage.items():
+            n = c.get("periods", {}).get(period, {}).get("missing_px") if isinstance(c, dict) else None
+            if isinstance(n, (int, float)) and n > 0:
+                out[str(layer)] = int(n)
+    return out
 
 
 def _matrix(tag: str | None) -> np.ndarray | None:
@@ -236,7 +251,7 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     zone2d = x.zone
     coverage = Coverage(forest_pixels=n_pop, scored_pixels=int(has_value.sum()), missing_pixels=int(missing.sum()),
                         missing_lost_pixels=int((missing & cnf.loss).sum()), pixel_area_ha=x.pixel_area_ha,
-                        forest_ha=n_pop * x.pixel_area_ha)
+                        forest_ha=n_pop * x.pixel_area_ha, filled_inputs=x.filled_inputs)
     log.info("evaluate: %s, %d forest pixels, %d without a value in risk.tif (scored as the lowest risk, %d of them "
              "lost)", cnf.name, n_pop, coverage.missing_pixels, coverage.missing_lost_pixels)
 
@@ -261,9 +276,10 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     t_cal = time.perf_counter()
     logits_cal, why = calibration_period_logits(cfg)
     log.info("evaluate: the model over the calibration period %s in %.1f s", cal.name, time.perf_counter() - t_cal)
-    if logits_cal is not None:
-        p_cal_model = np.where(np.isfinite(logits_cal), expit(logits_cal), np.nan)
-        p_cal_map = np.where(np.isfinite(logits_cal), expit(logits_cal + offsets[zone2d]), np.nan)
+    if logits_cal is not None:  # masked like risk.tif: a value where the period's inputs are valid
+        scored_cal = np.isfinite(logits_cal) & x.valid_cal
+        p_cal_model = np.where(scored_cal, expit(logits_cal), np.nan)
+        p_cal_map = np.where(scored_cal, expit(logits_cal + offsets[zone2d]), np.nan)
     else:
         log.warning("evaluate: %s — VT0007 runs for the benchmark only", why)
         p_cal_model = p_cal_map = None
@@ -312,11 +328,10 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         fairness = zone_audit(zi, names, min_zone_pixels=min_px, pixel_area_ha=x.pixel_area_ha,
                               flagged_actions=dc.actions[1:], replicates=ec.bootstrap, block_px=ec.bootstrap_block_px,
                               confidence=ec.confidence, seed=ec.seed)
-    others = {"the uncalibrated model": probs[UNCALIBRATED], "the VT0007 benchmark": probs[BENCHMARK]}
-    if projected:
-        others = {"the model before the zone projection": probs[MODEL], **others}
-    value = decision_value(actions2d[pop], p_map2d[pop], label.astype(bool), dc.cost, dc.actions, x.pixel_area_ha,
-                           others)
+    pop_probs = {"the map, no budgets": None, **({"the model before the zone projection": probs[MODEL]}
+                                                  if projected else {}),
+                 "the uncalibrated model": probs[UNCALIBRATED], "the VT0007 benchmark": probs[BENCHMARK]}
+    value = _decision_value(cfg, actions2d[pop], p_map2d[pop], label.astype(bool), pop_probs, x.pixel_area_ha)
 
     card = {c.name: c for c in cards}
     metrics = Metrics(
@@ -367,6 +382,47 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         stale.unlink(missing_ok=True)
     _log(metrics, time.perf_counter() - t0, paths)
     return metrics
+
+
+def _decision_value(cfg: RunConfig, decision: np.ndarray, p_map: np.ndarray, lost: np.ndarray,
+                    others: dict[str, np.ndarray | None], pixel_ha: float):
+    """The decision map against the 0.5 threshold, the constant plans and the decide stage's planner
+    (same cost matrix, same budgets) on other maps; ``others[name]`` None = the map without budgets."""
+    import warnings
+
+    from geo_risk.decide import Budget, DecisionWarning, solve
+
+    dc = cfg.decision
+    cost = np.asarray(dc.cost, dtype=np.float64)
+    budgets = [Budget(dc.actions.index(b.action), b.max_ha, pixel_ha, "ha") if b.max_ha is not None
+               else Budget(dc.actions.index(b.action), b.max_cost, cost[dc.actions.index(b.action), 0], "cost units")
+               for b in dc.budgets]
+    rules = {dv.DECISION: decision, dv.THRESHOLD: dv.threshold_actions(p_map, len(dc.actions))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionWarning)
+        for name, p in others.items():
+            if p is None:
+                rules[f"Bayes rule on {name}"] = dv.bayes_actions(p_map, cost)
+            else:
+                how = "the same budgets" if budgets else "the same rule"
+                rules[f"decide's planner ({how}) on {name}"] = solve(p, cost, budgets).actions.astype(np.int64)
+    rules.update(dv.constant_rules(dc.actions, len(p_map)))
+
+    def keeps(a: np.ndarray) -> bool | None:
+        if not budgets:
+            return None
+        used = [(a == b.action).sum() * b.weight if np.isscalar(b.weight) else float(np.sum(cost[b.action, 0] * (a == b.action)))
+                for b in budgets]
+        return all(u <= b.limit * (1 + 1e-9) + 1e-9 for u, b in zip(used, budgets))
+
+    scaled = not (dc.damage_scale.is_identity and dc.action_cost_scale.is_identity)
+    note = ("decision.damage_scale / action_cost_scale scale the costs per pixel in the decide stage; this table "
+            "costs every plan with the config's matrix alone" if scaled else "")
+    if dc.uncertainty_k > 0:
+        note += (" " if note else "") + (f"decision.tif chose actions on p + {dc.uncertainty_k:g}·σ; the table costs "
+                                         "them under p")
+    return dv.decision_value(rules, p_map, lost, cost, dc.actions, pixel_ha,
+                             {name: keeps(a) for name, a in rules.items()}, note=note)
 
 
 def _cells(cfg: RunConfig, x: RunInputs) -> tuple[np.ndarray | None, str]:
