@@ -73,6 +73,7 @@ def run_map(cfg: RunConfig) -> Path:
         title=f"{cfg.name}: risk of forest loss {period}",
         zone_note=zones.note if zones else "",
         attribution=cfg.attribution, max_size_px=cfg.map.max_size_px, inspect_max_px=cfg.map.inspect_max_px,
+        inspect_max_mb=cfg.map.inspect_max_mb,
         basemaps=cfg.map.basemaps, zone_stats=_zone_stats(cfg, paths, layers, decision, risk),
         expected_cost_tif=present(paths.expected_cost.name), uncertainty_tif=present("uncertainty.tif"),
         density_tif=present("density.tif"), observed_loss=observed_loss(layers, risk), period=period,

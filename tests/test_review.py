@@ -218,6 +218,31 @@ def test_inspect_table_holds_exact_pixel_values(built):
     assert not np.isfinite(risk[r[~mask & inside], c[~mask & inside]]).any()
 
 
+def test_inspect_table_fits_its_budget(tmp_path):
+    """Where forest is dense the inspect cells get coarser: the table stays under map.inspect_max_mb."""
+    from geo_risk.review.rasters import table_bytes
+
+    paths = make_inputs(tmp_path)
+    page = render(paths, tmp_path / "map.html", max_size_px=64, inspect_max_px=200, inspect_max_mb=0.05).read_text()
+    ins = page_data(page)["inspect"]
+    assert table_bytes(ins) <= 50_000 and 16 <= max(ins["width"], ins["height"]) < 200
+    values = np.frombuffer(base64.b64decode(ins["layers"][0]["data"]), "<f4")
+    pixel = np.frombuffer(base64.b64decode(ins["layers"][-1]["data"]), "<u4")
+    risk = rasterio.open(paths["risk"]).read(1)
+    np.testing.assert_array_equal(values, risk.ravel()[pixel])  # still exact pixel values
+
+
+def test_vectors_are_clipped_to_the_region(tmp_path):
+    paths = make_inputs(tmp_path)
+    towns = gpd.read_file(paths["towns"])
+    far = gpd.GeoDataFrame({"name": ["Far away"]}, geometry=[Point(towns.geometry[0].x + 50_000,
+                                                                   towns.geometry[0].y)], crs=towns.crs)
+    gpd.pd.concat([towns, far]).to_file(tmp_path / "towns2.geojson")
+    page = render(paths, tmp_path / "map.html", max_size_px=64, inspect_max_px=32,
+                  vectors={"towns": tmp_path / "towns2.geojson"}).read_text()
+    assert "Far away" not in page and "Bouillante" in page
+
+
 def test_overlay_bounds_and_size_match_the_rasters(built):
     paths, _, page = built
     with rasterio.open(paths["risk"]) as src:
@@ -395,7 +420,8 @@ def test_risk_colour_bar_tops_at_high_quantile():
 
 @pytest.mark.parametrize("kw,match", [({"action_names": []}, r"decision\.actions: give 1 to 254"),
                                       ({"max_size_px": 0}, r"map\.max_size_px must be a positive"),
-                                      ({"inspect_max_px": 0}, r"map\.inspect_max_px must be a positive")])
+                                      ({"inspect_max_px": 0}, r"map\.inspect_max_px must be a positive"),
+                                      ({"inspect_max_mb": 0}, r"map\.inspect_max_mb must be a positive")])
 def test_bad_arguments_raise_config_error(tmp_path, kw, match):
     paths = make_inputs(tmp_path)
     with pytest.raises(ConfigError, match=match):

@@ -130,6 +130,7 @@ def write_review_map(
     attribution: str = "",
     max_size_px: int = 1600,
     inspect_max_px: int = 800,
+    inspect_max_mb: float = 2.0,
     basemaps: bool = True,
     zone_stats: Mapping[int, Mapping[str, str]] | None = None,
     expected_cost_tif: Path | None = None,
@@ -155,6 +156,8 @@ def write_review_map(
         raise ConfigError(f"map.max_size_px must be a positive number of pixels, got {max_size_px}")
     if inspect_max_px < 1:
         raise ConfigError(f"map.inspect_max_px must be a positive number of cells, got {inspect_max_px}")
+    if not inspect_max_mb > 0:
+        raise ConfigError(f"map.inspect_max_mb must be a positive number of megabytes, got {inspect_max_mb}")
     out_html = Path(out_html)
     during = f" {period}" if period else ""
 
@@ -229,12 +232,15 @@ def write_review_map(
     if other_decision is not None:
         inspect.append(R.InspectValue("compare_action", f"{LAYER_DECISION} — {compare.name}", other_decision,
                                       names=action_names))
-    cells = R.mercator_grid(risk, inspect_max_px)
-    inspect_table = R.inspect_data(cells, inspect, risk, f"Pixel of {Path(risk_tif).name}")
+    inspect_table = R.inspect_table(risk, inspect, f"Pixel of {Path(risk_tif).name}", inspect_max_px,
+                                    inspect_max_mb * 1e6)
 
     tolerance = min(fine.dx, fine.dy)  # one pixel: finer lines than the rasters show add bytes, not detail
-    zones = zones_geojson(Path(zones_path), tolerance) if zones_path is not None else None
-    others = {name: vector_geojson(p, f"layer '{name}'", tolerance) for name, p in (vectors or {}).items()}
+    margin = 0.05 * max(fine.width * fine.dx, fine.height * fine.dy)  # vectors are clipped to the region
+    region = (fine.left - margin, fine.top - fine.height * fine.dy - margin,
+              fine.left + fine.width * fine.dx + margin, fine.top + margin)
+    zones = zones_geojson(Path(zones_path), tolerance, region) if zones_path is not None else None
+    others = {name: vector_geojson(p, f"layer '{name}'", tolerance, region) for name, p in (vectors or {}).items()}
 
     # ---- the page
     m = _Map(tiles=None, control_scale=True)

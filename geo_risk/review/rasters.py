@@ -304,3 +304,22 @@ def inspect_data(cells: MercatorGrid, values: Sequence[InspectValue], pixel_of: 
     return {"left": cells.left, "top": cells.top, "dx": cells.dx, "dy": cells.dy, "width": cells.width,
             "height": cells.height, "count": int(kept.size),
             "mask": b64(np.packbits(any_value, bitorder="little")), "layers": layers}
+
+
+def table_bytes(table: dict) -> int:
+    return len(table["mask"]) + sum(len(lyr["data"]) for lyr in table["layers"])
+
+
+def inspect_table(grid: GridArray, values: Sequence[InspectValue], pixel_label: str, max_px: int,
+                  max_bytes: float) -> dict:
+    """:func:`inspect_data` on the finest Web Mercator grid over ``grid`` whose long side is at most
+    ``max_px`` and whose table takes at most ``max_bytes``: where forest is dense the cells get
+    coarser, so the page stays bounded whatever the region holds."""
+    size = max_px
+    for _ in range(4):
+        table = inspect_data(mercator_grid(grid, size), values, grid, pixel_label)
+        used = table_bytes(table)
+        if used <= max_bytes or size <= 16:
+            return table
+        size = max(16, int(size * np.sqrt(max_bytes / used) * 0.97))
+    return table

@@ -53,10 +53,14 @@ def _text(v) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
-def _compact(gdf: gpd.GeoDataFrame, tolerance_m: float) -> gpd.GeoSeries:
-    """Geometries simplified in Web Mercator to ``tolerance_m`` (topology kept), then in EPSG:4326
-    with coordinates rounded to :data:`DECIMALS`."""
+def _compact(gdf: gpd.GeoDataFrame, tolerance_m: float, region: tuple | None = None) -> gpd.GeoSeries:
+    """Geometries clipped to ``region`` (xmin, ymin, xmax, ymax in Web Mercator; empty ones become
+    None), simplified there to ``tolerance_m`` (topology kept), then in EPSG:4326 with coordinates
+    rounded to :data:`DECIMALS`."""
     geom = gdf.geometry.to_crs(3857)
+    if region is not None:
+        geom = geom.clip_by_rect(*region)
+        geom = geom.where(~geom.is_empty, None)
     if tolerance_m > 0:
         geom = geom.simplify(tolerance_m)
     geom = geom.to_crs(4326)
@@ -70,7 +74,7 @@ def geometry_kind(gdf: gpd.GeoDataFrame) -> str:
     return {"Point": "point", "LineString": "line"}.get(top, "polygon")
 
 
-def zones_geojson(path: Path, tolerance_m: float) -> dict:
+def zones_geojson(path: Path, tolerance_m: float, region: tuple | None = None) -> dict:
     """Zones (``zone_id``, ``name``) as a FeatureCollection; ids are integers, names plain text."""
     gdf = read_vector(path, "zones")
     missing = {"zone_id", "name"} - set(gdf.columns)
@@ -81,11 +85,13 @@ def zones_geojson(path: Path, tolerance_m: float) -> dict:
     except (TypeError, ValueError) as exc:
         raise InputDataError(f"zones file {path}: zone_id must be integers ({exc})") from exc
     features = [{"type": "Feature", "geometry": mapping(g), "properties": {"zone_id": z, "name": _text(n)}}
-                for g, z, n in zip(_compact(gdf, tolerance_m), ids, gdf["name"])]
+                for g, z, n in zip(_compact(gdf, tolerance_m, region), ids, gdf["name"])
+                if g is not None and not g.is_empty]
     return {"type": "FeatureCollection", "features": features}
 
 
-def vector_geojson(path: Path | VectorInput, role: str, tolerance_m: float) -> tuple[dict, str]:
+def vector_geojson(path: Path | VectorInput, role: str, tolerance_m: float,
+                   region: tuple | None = None) -> tuple[dict, str]:
     """Any vector layer as a FeatureCollection with ``name`` and ``kind`` properties (plain text, from
     the first of :data:`NAME_FIELDS` / :data:`KIND_FIELDS` present), and its geometry kind."""
     gdf = read_vector(path, role)
@@ -97,6 +103,7 @@ def vector_geojson(path: Path | VectorInput, role: str, tolerance_m: float) -> t
     geom_kind = geometry_kind(gdf)
     if geom_kind != "point":  # one feature per (name, kind): a road's many segments become one
         gdf = gdf.dissolve(by=["name", "kind"], as_index=False, sort=False)
+    geoms = _compact(gdf, tolerance_m, region)
     features = [{"type": "Feature", "geometry": mapping(g), "properties": {"name": n, "kind": k}}
-                for g, n, k in zip(_compact(gdf, tolerance_m), gdf["name"], gdf["kind"]) if g is not None and not g.is_empty]
+                for g, n, k in zip(geoms, gdf["name"], gdf["kind"]) if g is not None and not g.is_empty]
     return {"type": "FeatureCollection", "features": features}, geom_kind
