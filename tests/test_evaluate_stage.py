@@ -389,3 +389,29 @@ def test_refuses_a_missing_or_stale_decision(source, synthetic_region, tmp_path)
     RunPaths(run).decision.unlink()
     with pytest.raises(InputDataError, match="decision.tif not found.*geo-risk decide"):
         run_evaluate(cfg)
+
+
+def test_polygon_cells(source, synthetic_region, tmp_path):
+    """evaluate.cells_path: the west and east halves of the region as two polygon cells."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geo_risk.evaluate import run_evaluate
+
+    run = _copy(source, tmp_path / "run")
+    with rasterio.open(RunPaths(run).probability) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+    mid = (left + right) / 2
+    cells = gpd.GeoDataFrame({"name": ["west", "east"]}, geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)],
+                             crs=crs)
+    cells.to_file(tmp_path / "cells.geojson", driver="GeoJSON")
+    m = run_evaluate(synthetic_config(synthetic_region, run, evaluate={"cells_path": str(tmp_path / "cells.geojson"),
+                                                                       "bootstrap": 0}))
+    assert m.vt0007.cells == "2 polygons of cells.geojson"
+    assert m.vt0007.benchmark.fit.n_cells == m.vt0007.benchmark.prediction.n_cells == 2
+    # a polygon layer away from the forest is refused
+    far = gpd.GeoDataFrame(geometry=[box(left, bottom, left + 30, bottom + 30)], crs=crs)  # one pixel, outside the outline
+    far.to_file(tmp_path / "far.geojson", driver="GeoJSON")
+    with pytest.raises(InputDataError, match="no polygon covers a forest pixel"):
+        run_evaluate(synthetic_config(synthetic_region, run, evaluate={"cells_path": str(tmp_path / "far.geojson")}))
