@@ -54,9 +54,9 @@ def write_cog(
 
 def write_cog_blocks(
     path: Path, array: da.Array, crs, transform, *, nodata: float | int | None, tags: dict[str, str] | None = None,
-    description: str = "", overview_resampling: str = "average", blocksize: int = 512,
+    description: str = "", units: str = "", overview_resampling: str = "average", blocksize: int = 512,
 ) -> Path:
-    """Write a lazy 2-D dask array as a COG without holding it in memory.
+    """Write a lazy 2-D dask array as a COG without holding it in memory (band description and units set).
 
     Its blocks are computed one at a time into a tiled GeoTIFF beside ``path``, which GDAL's COG
     driver then copies with overviews into ``path``. Not atomic by itself: give it a temporary path
@@ -76,6 +76,8 @@ def write_cog_blocks(
                     dst.write(block, 1, window=Window(cols[j], rows[i], cols[j + 1] - cols[j], rows[i + 1] - rows[i]))
             if description:
                 dst.set_band_description(1, description)
+            if units:
+                dst.set_band_unit(1, units)
             if tags:
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
         rasterio.shutil.copy(source, str(path), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=blocksize,

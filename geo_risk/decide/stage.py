@@ -27,6 +27,7 @@ from geo_risk.decide.costs import multiplier, pixel_costs
 from geo_risk.decide.errors import DecisionInputError, DecisionLayerError, DecisionWarning
 from geo_risk.decide.rules import NODATA, dominated_actions, expected_costs, rule_text, two_action_rule
 from geo_risk.paths import RunPaths
+from geo_risk.provenance import provenance_tags
 from geo_risk_errors import InputDataError
 from tiles.atomic import atomic_files
 
@@ -282,7 +283,9 @@ def config_budgets(dc: DecisionConfig, pixel_area_ha: float, cost: np.ndarray) -
 
 def _tags(cfg: RunConfig, k_applied: float, plan: Plan) -> dict[str, str]:
     dc = cfg.decision
+    fc = cfg.periods.forecast
     return {
+        **provenance_tags(cfg, RunPaths(cfg.run_dir).checkpoint, period=f"{fc.start_year}-{fc.end_year}"),
         "run": cfg.name,
         "actions": json.dumps(dc.actions),
         "categories": ", ".join(f"{i}={a}" for i, a in enumerate(dc.actions)),

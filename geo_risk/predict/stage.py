@@ -34,6 +34,7 @@ from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk.predict.blocks import infer_blocks
 from geo_risk.predict.zones import project_zones
+from geo_risk.provenance import provenance_tags
 from geo_risk_errors import CheckpointError, InputDataError
 from tiles import open_store
 from tiles.atomic import atomic_files
@@ -111,17 +112,22 @@ def run_predict(cfg: RunConfig) -> PredictResult:
                                               dtype=np.float32), np.nan).astype(np.float32)
         unc = da.where(scored, spread, np.nan).astype(np.float32)
         fc = cfg.periods.forecast
-        tags = RiskTags(description=f"probability of forest loss {fc.start_year}-{fc.end_year}",
+        period = f"{fc.start_year}-{fc.end_year}"
+        tags = RiskTags(description=f"probability of forest loss {period}",
                         model=cfg.model.encoder, run=cfg.name, zone_fairness_lambda=pc.lambda_fair)
+        _, meta = load_checkpoint(paths.checkpoint)
+        prov = provenance_tags(cfg, paths.checkpoint, meta.temperature, period)
         crs, transform = sel.rio.crs, sel.rio.transform()
         table = _with_names(table, paths.zones)
         with atomic_files([paths.probability, paths.uncertainty, paths.zone_risk]) as (t_risk, t_unc, t_zones):
-            write_cog_blocks(t_risk, prob, crs, transform, nodata=np.nan, tags=tags.to_tags(),
-                             overview_resampling="average", description="probability of forest loss")
+            write_cog_blocks(t_risk, prob, crs, transform, nodata=np.nan, tags={**tags.to_tags(), **prov},
+                             overview_resampling="average", description=f"probability of forest loss {period}",
+                             units="probability")
             write_cog_blocks(t_unc, unc, crs, transform, nodata=np.nan, overview_resampling="average",
                              tags={"description": f"std of the probability over {pc.tta} test-time views",
-                                   "units": "probability", "run": cfg.name},
-                             description="uncertainty (std over test-time views)")
+                                   "units": "probability", "run": cfg.name, "geo_risk_tta": str(pc.tta), **prov},
+                             description="uncertainty: std of the probability over test-time views",
+                             units="probability")
             write_zone_table(t_zones, table, atomic=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
