@@ -172,12 +172,14 @@ STAGES = [
     ("train", "geo_risk.train:run_train",
      "Train the U-Net with the composite loss on the chips; calibrate; write model.pt."),
     ("predict", "geo_risk.predict:run_predict",
-     "Sliding-window inference over the forecast period, zone-fairness projection (predict.lambda_fair); "
-     "write risk.tif (COG) and zone_risk.csv."),
+     "Seamless block inference over the forecast period with test-time views, zone-fairness projection "
+     "(predict.lambda_fair); write risk.tif, uncertainty.tif (COGs) and zone_risk.csv."),
     ("decide", "geo_risk.decide:run_decide",
-     "Minimum-expected-cost action per pixel; write decision.tif and expected_cost.tif."),
+     "Minimum-expected-cost action per pixel under the config's budgets; write decision.tif, expected_cost.tif "
+     "and decision_summary.json."),
     ("evaluate", "geo_risk.evaluate:run_evaluate",
-     "AUC / AP of the forecast and of the distance-to-edge baseline; write metrics.json."),
+     "Score the map over every forest pixel: AUC/AP/calibration/FOM, Verra VT0007 benchmark and validation, "
+     "per-zone audit, decision value; write metrics.json, report.html, density.tif."),
     ("map", "geo_risk.pipeline:run_map", "Write map.html: an offline review map of risk, decisions and zones."),
 ]
 
@@ -219,8 +221,18 @@ def summary_text(summary) -> str:
     else:
         zones = f"zone-mean risk std {z.mean_risk_std:.4f} over {z.count} zones"
     b = m.baseline_distance_to_edge
+    vt = m.vt0007
+    if vt is None or vt.skipped or not vt.models:
+        verra = f"VT0007: not run ({vt.skipped})" if vt is not None and vt.skipped else ""
+    else:
+        def verdict(v):
+            return {True: "passes", False: "does not pass", None: "undetermined"}[v.passes]
+
+        verra = "VT0007 (beats the distance-to-edge benchmark in both tests?): " + ", ".join(
+            f"{v.name} {verdict(v)}" for v in vt.models)
     return (f"\nforecast {m.period}: AUC {m.model.auc:.3f}, AP {m.model.ap:.3f} "
             f"(distance-to-edge baseline: AUC {b.auc:.3f}, AP {b.ap:.3f}); {zones}\n"
-            f"timings (s): {summary.timings_s}\n"
-            f"outputs in {summary.run_dir}/: risk.tif decision.tif expected_cost.tif zone_risk.csv map.html "
-            "metrics.json model.pt config.yaml")
+            + (f"{verra}\n" if verra else "")
+            + f"timings (s): {summary.timings_s}\n"
+            f"outputs in {summary.run_dir}/: risk.tif uncertainty.tif decision.tif expected_cost.tif zone_risk.csv "
+            "map.html report.html metrics.json density.tif model.pt config.yaml")

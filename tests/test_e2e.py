@@ -81,7 +81,7 @@ def test_rasters_carry_their_provenance(run_dir):
     config_sha = hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest()
     model_sha = hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest()
     ckpt = torch.load(run_dir / "model.pt", weights_only=True)
-    for name in ("risk.tif", "uncertainty.tif", "decision.tif", "expected_cost.tif"):
+    for name in ("risk.tif", "uncertainty.tif", "decision.tif", "expected_cost.tif", "density.tif"):
         with rasterio.open(run_dir / name) as src:
             tags = src.tags()
             assert tags["geo_risk_version"] == __version__, name

@@ -46,6 +46,7 @@ from geo_risk.evaluate.verra import (
 )
 from geo_risk.export import DECISION_NODATA, write_cog
 from geo_risk.paths import RunPaths
+from geo_risk.provenance import provenance_tags
 from geo_risk.zone_stats import counted_zones, spread, zone_mean_risk
 from geo_risk_errors import InputDataError
 from tiles import open_store
@@ -377,7 +378,8 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
                       nodata=np.nan, atomic=False,
                       tags={"description": f"VT0007 allocated deforestation density {cnf.name}", "units": "ha/pixel/yr",
                             "map": vm.density_map, "expected_ha_per_yr": f"{vm.expected_ha_per_yr:.6g}",
-                            "expected_source": vm.expected_source, "run": cfg.name})
+                            "expected_source": vm.expected_source, "run": cfg.name,
+                            **provenance_tags(cfg, paths.checkpoint, period=cnf.name)})
     for stale in (paths.plot(n) for n in ("vt0007_cells", "zone_audit") if n not in figs):
         stale.unlink(missing_ok=True)
     _log(metrics, time.perf_counter() - t0, paths)
