@@ -9,6 +9,7 @@ Peak memory is that of a few blocks with their overlap, whatever the size of the
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import shapely
@@ -62,3 +63,67 @@ def capped_distance(mask: da.Array, resolution_m: float, cap_m: float, of_unset:
     out = da.map_overlap(_capped_edt, m, depth=depth, boundary=bool(beyond), trim=True, dtype=np.float32,
                          resolution_m=resolution_m, cap_m=float(cap_m), of_unset=of_unset)
     return out.rechunk(CHUNK_PX)
+
+
+def _fill_block(block: np.ndarray) -> np.ndarray:
+    from tiles.layers import fill_nearest
+
+    return fill_nearest(block)
+
+
+def fill_nearest_blocks(raw: da.Array, depth_px: int, fallback: float) -> da.Array:
+    """:func:`tiles.layers.fill_nearest` block by block with an overlap of ``depth_px``: a missing pixel takes
+    the value of a nearest valid pixel when one lies within the overlap, else ``fallback``."""
+    depth = {axis: min(max(1, depth_px), n) for axis, n in enumerate(raw.shape)}
+    r = raw.rechunk(max(CHUNK_PX, depth_px))
+    out = da.map_overlap(_fill_block, r, depth=depth, boundary="none", trim=True, dtype=np.float32)
+    return da.where(da.isfinite(out), out, np.float32(fallback)).astype(np.float32).rechunk(CHUNK_PX)
+
+
+def exact_quantile(values: da.Array, where: da.Array, q: float, bins: int = 4096) -> float:
+    """``np.quantile(values[where & finite], q)`` (linear interpolation), exactly, in three streaming passes:
+    the range, a histogram locating the two order statistics, and the values of their bins only."""
+    keep = where.astype(bool) & da.isfinite(values)
+    n, lo, hi = dask.compute(keep.sum(), da.where(keep, values, np.inf).min(), da.where(keep, values, -np.inf).max())
+    n, lo, hi = int(n), float(lo), float(hi)
+    if n == 0:
+        return float("nan")
+    if lo == hi:
+        return lo
+    pos = (n - 1) * q
+    k0, k1 = int(np.floor(pos)), int(np.ceil(pos))
+    edges = np.linspace(lo, hi, bins + 1)
+    counts, _ = da.histogram(da.where(keep, values, np.nan), bins=edges, range=(lo, hi))
+    cum = np.cumsum(counts.compute())
+    b0, b1 = int(np.searchsorted(cum, k0 + 1)), int(np.searchsorted(cum, k1 + 1))
+    below = int(cum[b0 - 1]) if b0 > 0 else 0
+    left = edges[b0]
+    right = edges[b1 + 1]
+    sel = keep & (values >= left) & ((values <= right) if b1 + 1 == bins else (values < right))
+    inside = np.sort(values[sel].compute())
+    pair = np.array([inside[k0 - below], inside[k1 - below]], dtype=values.dtype)
+    return float(np.quantile(pair, pos - k0))  # numpy's own interpolation, in the values' dtype
+
+
+def window_sums(mask: da.Array, rows: np.ndarray, cols: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Set pixels of ``mask`` in each ``size``² window at (rows, cols), without a whole-grid array: windows on
+    the ``stride`` lattice from a summed-area table of stride × stride cell sums (small), the others (the
+    last row and column of windows, flush with the edge) summed one by one."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    m = da.asarray(mask).astype("int32")
+    out = np.zeros(len(rows), dtype=np.int64)
+    aligned = (rows % stride == 0) & (cols % stride == 0) & (size % stride == 0)
+    h, w = mask.shape
+    if aligned.any():
+        step = stride * max(1, CHUNK_PX // stride)
+        hh, ww = h // stride * stride, w // stride * stride
+        cells = da.coarsen(np.sum, m[:hh, :ww].rechunk(step), {0: stride, 1: stride}).compute().astype(np.int64)
+        sat = np.zeros((cells.shape[0] + 1, cells.shape[1] + 1), dtype=np.int64)
+        sat[1:, 1:] = cells.cumsum(0).cumsum(1)
+        k = size // stride
+        r, c = rows[aligned] // stride, cols[aligned] // stride
+        out[aligned] = sat[r + k, c + k] - sat[r, c + k] - sat[r + k, c] + sat[r, c]
+    other = np.flatnonzero(~aligned)
+    if other.size:
+        out[other] = dask.compute(*[m[rows[i]:rows[i] + size, cols[i]:cols[i] + size].sum() for i in other])
+    return out

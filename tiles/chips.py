@@ -95,6 +95,31 @@ def band_stats(images: np.ndarray, valid: np.ndarray, bands: list[str]) -> dict[
     return stats
 
 
+def band_stats_lazy(images, valid, bands: list[str]) -> dict[str, dict]:
+    """:func:`band_stats` over lazy (N, C, H, W) chips in two streaming passes (mean, then the squared
+    deviations), so the training chips are never all in memory."""
+    import dask
+    import dask.array as da
+
+    m = valid.astype(bool)
+    n = m.sum()
+    values = []
+    for i, band in enumerate(bands):
+        v = images[:, i].astype(np.float64)
+        if band_transform(band) == "log1p":
+            v = da.log1p(da.maximum(v, 0))
+        values.append(v)
+    count, *sums = dask.compute(n, *[da.where(m, v, 0).sum() for v in values])
+    count = int(count)
+    means = [float(s) / count if count else 0.0 for s in sums]
+    squares = dask.compute(*[da.where(m, (v - mu) ** 2, 0).sum() for v, mu in zip(values, means)])
+    stats = {}
+    for band, mu, sq in zip(bands, means, squares):
+        std = float(np.sqrt(sq / count)) if count else 1.0
+        stats[band] = {"transform": band_transform(band), "mean": mu, "std": std if std > 1e-6 else 1.0}
+    return stats
+
+
 def normalise(images: np.ndarray, bands: list[str], stats: dict[str, dict]) -> np.ndarray:
     """Apply :func:`band_stats` to (…, C, H, W) images; NaN becomes 0 (the mean)."""
     out = np.empty(images.shape, dtype=np.float32)

@@ -29,8 +29,8 @@ from tiles.errors import EmptyLayerError, InvalidGeometryError
 from tiles.bands import FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band  # noqa: F401  (re-exported)
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
-from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest, normalise_eco
-from tiles.blockwise import burn_blocks, capped_distance
+from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest
+from tiles.blockwise import burn_blocks, capped_distance, exact_quantile, fill_nearest_blocks
 from tiles.vectors import VectorSource, grown_grid, polygon_zones, read_vector, voronoi_zones
 
 log = logging.getLogger(__name__)
@@ -191,19 +191,26 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     if isinstance(e, RasterInput):
         rasters["eco_weight"] = e.read(grid, "eco_weight")
     coverage, medians = missing_on_forest(rasters, codes, inside, spec)
+    fill_px = None if cap is None else int(np.ceil(cap / res))  # out of core: nearest within the cap
     indicators = []
     for key, raw in rasters.items():
         if key == "eco_weight":
             continue
         name = key.split(".", 1)[1]
-        static[name] = fill(raw, key, spec.fill_missing, medians.get(key), shape)
+        static[name] = fill(raw, key, spec.fill_missing, medians.get(key), shape, fill_px)
         if spec.missing_indicator and coverage[key]["missing_px"]:
             indicators.append(name)
     for name in indicators:
         static[f"{name}{MISSING_SUFFIX}"] = (~da.isfinite(rasters[f"rasters.{name}"])).astype("float32")
     if isinstance(e, RasterInput):
-        eco_raw = fill(rasters["eco_weight"], "eco_weight", "nearest", None, shape)
-        eco = _lazy(lambda r, w: normalise_eco(r, w)[0], eco_raw, any_forest, shape=shape, dtype="float32")
+        raw = rasters["eco_weight"]
+        if fill_px is None:
+            eco_raw = fill(raw, "eco_weight", "nearest", None, shape)
+        elif coverage["eco_weight"]["missing_px"]:
+            eco_raw = fill(raw, "eco_weight", "nearest", exact_quantile(raw, any_forest, 0.5), shape, fill_px)
+        else:
+            eco_raw = raw
+        eco = normalise_eco_lazy(eco_raw, any_forest)
         eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
     elif isinstance(e, EcoPolygons):
         eco, eco_note = eco_from_polygons(e, grid)
@@ -271,11 +278,12 @@ def missing_on_forest(rasters: dict[str, da.Array], codes: da.Array, inside: da.
     todo |= {("forest", p): (f & inside).sum() for p, f in forests.items()}
     for key, raw in rasters.items():
         todo |= {(key, p): (f & inside & ~da.isfinite(raw)).sum() for p, f in forests.items()}
-    train = forests[spec.periods[0].name] & inside
-    if spec.fill_missing == "median":
-        todo |= {("median", key): raw[train & da.isfinite(raw)] for key, raw in rasters.items() if key != "eco_weight"}
     (done,) = dask.compute(todo)
-    medians = {key: float(np.median(v)) if v.size else np.nan for (what, key), v in done.items() if what == "median"}
+    train = forests[spec.periods[0].name] & inside
+    medians = {}
+    if spec.fill_missing == "median" or spec.distance_cap_m is not None:  # the fallback of the blockwise fill
+        medians = {key: exact_quantile(raw, train, 0.5) for key, raw in rasters.items()
+                   if key != "eco_weight" and any(done[(key, p)] for p in forests)}
     coverage = {}
     for key in rasters:
         per = {p: {"forest_px": int(done[("forest", p)]), "missing_px": int(done[(key, p)])} for p in forests}
@@ -301,11 +309,25 @@ def missing_on_forest(rasters: dict[str, da.Array], codes: da.Array, inside: da.
     return coverage, medians
 
 
-def fill(raw: da.Array, key: str, method: str, median: float | None, shape) -> da.Array:
-    """A raster with its missing values filled (:func:`tiles.layers.fill_nearest`, or a constant)."""
-    if method == "median" and median is not None:
+def fill(raw: da.Array, key: str, method: str, median: float | None, shape, depth_px: int | None = None) -> da.Array:
+    """A raster with its missing values filled: the train ``median``, or the nearest valid value — over the
+    whole grid (:func:`tiles.layers.fill_nearest`), or block by block within ``depth_px`` and the median
+    beyond (:func:`tiles.blockwise.fill_nearest_blocks`)."""
+    if median is None and method == "median":
+        return raw  # nothing missing
+    if method == "median":
         return da.where(da.isfinite(raw), raw, np.float32(median)).astype("float32")
+    if depth_px is not None:
+        return raw if median is None else fill_nearest_blocks(raw, depth_px, median)
     return _lazy(fill_nearest, raw, shape=shape, dtype="float32")
+
+
+def normalise_eco_lazy(raw: da.Array, where: da.Array, quantile: float = 0.99) -> da.Array:
+    """:func:`tiles.layers.normalise_eco` without a whole-grid array (an exact streaming quantile)."""
+    scale = exact_quantile(raw, where, quantile)
+    if not np.isfinite(scale) or scale <= 0:
+        return da.where(da.isfinite(raw), np.float32(0), np.float32(np.nan)).astype("float32")
+    return da.clip(raw / np.float32(scale), 0.0, 1.0).astype("float32")
 
 
 def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:

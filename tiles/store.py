@@ -20,7 +20,8 @@ from dask.diagnostics import ProgressBar
 from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
 from tiles.errors import ChipLayoutError
-from tiles.chips import band_stats, blocked_split, chip_windows, window_fractions
+from tiles.blockwise import window_sums
+from tiles.chips import band_stats_lazy, blocked_split, chip_windows
 
 #: version of the stack and chip stores' layout, kept in their attrs as ``store_format``; bump when
 #: a variable, band or attribute changes meaning, so an older store is refused, not misread
@@ -62,16 +63,19 @@ def chip_index(
     stack: xr.Dataset, period: str, size: int, stride: int, min_valid_fraction: float,
     block_size_px: int, val_fraction: float, buffer_px: int, seed: int, max_chips: int | None = None,
 ) -> gpd.GeoDataFrame:
-    """Chip windows of one period with enough valid pixels, split by spatial blocks."""
-    valid = stack["valid"].sel(period=period).values
-    label = stack["label"].sel(period=period).values & valid
+    """Chip windows of one period with enough valid pixels, split by spatial blocks.
+
+    The valid and positive fractions are counted without loading the grid (:func:`window_sums`).
+    """
+    valid = da.asarray(stack["valid"].sel(period=period).data)
+    label = da.asarray(stack["label"].sel(period=period).data) & valid
     h, w = valid.shape
     if size > min(h, w):
         raise ChipLayoutError(f"chips.size_px {size} is larger than the region's grid ({h} × {w} px) — lower "
                               f"chips.size_px to at most {min(h, w)} (and chips.stride_px with it)")
     rc = np.array(list(chip_windows(h, w, size, stride)), dtype=np.int64).reshape(-1, 2)
     rows, cols = rc[:, 0], rc[:, 1]
-    vfrac = window_fractions(valid, rows, cols, size)
+    vfrac = window_sums(valid, rows, cols, size, stride) / float(size * size)
     keep = vfrac >= min_valid_fraction
     rows, cols, vfrac = rows[keep], cols[keep], vfrac[keep]
     if max_chips is not None and len(rows) > max_chips:
@@ -80,10 +84,10 @@ def chip_index(
     if len(rows) < 2:
         raise ChipLayoutError(
             f"only {len(rows)} chip(s) of {size} px have ≥ {min_valid_fraction:.0%} forest pixels inside the region in "
-            f"period '{period}' ({int(valid.sum())} forest pixels in all) — lower chips.min_valid_fraction or "
+            f"period '{period}' ({int(valid.sum().compute())} forest pixels in all) — lower chips.min_valid_fraction or "
             "chips.size_px"
         )
-    pfrac = window_fractions(label, rows, cols, size)
+    pfrac = window_sums(label, rows, cols, size, stride) / float(size * size)
     split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed)
     t = stack.rio.transform()
     x0, y0 = t @ (cols, rows)
@@ -111,9 +115,9 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
 
     feats = cut(sel["features"].data)
     valid = cut(sel["valid"].data)
-    train = np.asarray(index.split == "train")
+    train = np.flatnonzero(np.asarray(index.split == "train"))
     with dask.config.set(scheduler="threads"):
-        stats = band_stats(feats[train].compute(), valid[train].compute(), list(stack.band.values))
+        stats = band_stats_lazy(feats[train], valid[train], list(stack.band.values))
     chips = xr.Dataset(
         {
             "image": (("chip", "band", "y", "x"), feats),
