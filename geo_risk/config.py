@@ -366,7 +366,7 @@ class PredictConfig(_Strict):
     with ``halo_px`` of context around it (mirrored at the region's edges) and only its centre kept."""
 
     block_px: int = Field(1024, ge=32)
-    halo_px: int = Field(96, ge=0)
+    halo_px: int = Field(128, ge=0)
     # test-time augmentation: 1 (none), 2, 4 or 8 of the square's flips/rotations; their spread of
     # the probability is written as uncertainty.tif
     tta: Literal[1, 2, 4, 8] = 4
@@ -384,7 +384,7 @@ class PredictConfig(_Strict):
             if old:
                 raise ValueError(
                     f"{', '.join(old)}: replaced in geo-risk 0.2 by block_px (block size, default 1024) and halo_px "
-                    "(context around each block, default 96) — prediction no longer blends overlapping windows")
+                    "(context around each block, default 128) — prediction no longer blends overlapping windows")
         return data
 
 

@@ -11,7 +11,8 @@ import rasterio
 import torch
 from rio_cogeo.cogeo import cog_validate
 
-TINY = ["--set", "chips.max_chips=60", "--set", "train.epochs=1", "--set", "train.batch_size=8",
+# a small but trained model (val AUC ≈ 0.8): one epoch of 60 chips left a model worse than chance
+TINY = ["--set", "chips.max_chips=60", "--set", "train.epochs=3", "--set", "train.batch_size=4",
         "--set", "chips.val_fraction=0.3", "--set", "predict.tta=1"]
 
 
@@ -39,9 +40,10 @@ def test_train_log_and_learning_curves_hold_the_epoch(run_dir):
     from losses import LOSS_PARTS
 
     log = pd.read_csv(run_dir / "train_log.csv")
-    assert list(log.columns) == train_log_columns(LOSS_PARTS) and log.epoch.tolist() == [1]  # TINY: one epoch
+    assert list(log.columns) == train_log_columns(LOSS_PARTS) and log.epoch.tolist() == [1, 2, 3]  # TINY
     assert np.isfinite(log.drop(columns="epoch").to_numpy()).all()
-    assert 0 < log.train_accuracy[0] < 1 and 0.5 < log.val_auc[0] <= 1 and 0 < log.val_ap[0] <= 1
+    assert np.all((0 < log.train_accuracy) & (log.train_accuracy < 1)) and log.val_auc.iloc[-1] > 0.6
+    assert log.train_total.iloc[-1] < log.train_total.iloc[0]  # it learned
     png = imread(run_dir / "learning_curves.png")
     assert png.shape[0] > 300 and png.shape[1] > 1000 and png.std() > 0.01  # three panels, not blank
 
