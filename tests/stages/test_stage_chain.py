@@ -21,11 +21,12 @@ from geo_risk.paths import RunPaths
 from tests.conftest import synthetic_config
 from tiles import open_store
 
-FORECAST_VALID = 6740  # forecast-period valid pixels, derived in test_stack.py
+FORECAST_VALID = 6804  # forecast-period valid pixels (forest inside the outline), derived in test_stack.py
 FORECAST_LOSS = 504  # of which lost in 2010–15
 # valid forecast pixels per zone (rows 0–89 inside the outline): West c 8–31; Centre c 32–63 less
-# the corridor (3 columns) and the code-2 flanks (6 columns × 48 rows); East the same, less the DEM hole
-ZONE_PIXELS = {"West": 24 * 90, "Centre": 29 * 90 - 6 * 48, "East": 29 * 90 - 6 * 48 - 64}
+# the corridor (3 columns) and the code-2 flanks (6 columns × 48 rows); East the same (its DEM hole
+# is filled, no longer dropped)
+ZONE_PIXELS = {"West": 24 * 90, "Centre": 29 * 90 - 6 * 48, "East": 29 * 90 - 6 * 48}
 
 
 @pytest.fixture(scope="module")
