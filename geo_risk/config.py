@@ -29,6 +29,14 @@ def default_config() -> Path:
     return Path(str(resources.files("geo_risk").joinpath("_bundled", *DEFAULT_CONFIG.split("/"))))
 
 
+def _refuse_old_keys(data, keys: tuple[str, ...], why: str):
+    """A ``mode="before"`` validator body: refuse keys of an older config layout, saying what replaced them."""
+    old = [k for k in keys if isinstance(data, dict) and k in data]
+    if old:
+        raise ValueError(f"{', '.join(old)}: {why}")
+    return data
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -299,12 +307,9 @@ class PeriodConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _codes_gone(cls, data):
-        if isinstance(data, dict):
-            old = [k for k in ("forest_codes", "past_loss_codes", "loss_codes") if k in data]
-            if old:
-                raise ValueError(f"{', '.join(old)}: periods are years only since geo-risk 0.2 — the codes are "
-                                 "derived from layers.forest_change (give it a format:, docs/formats.md)")
-        return data
+        return _refuse_old_keys(data, ("forest_codes", "past_loss_codes", "loss_codes"),
+                                "periods are years only since geo-risk 0.2 — the codes are derived from "
+                                "layers.forest_change (give it a format:, docs/formats.md)")
 
     @model_validator(mode="after")
     def _order(self) -> PeriodConfig:
@@ -379,13 +384,9 @@ class PredictConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data):
-        if isinstance(data, dict):
-            old = [k for k in ("window_px", "overlap_px", "batch_size") if k in data]
-            if old:
-                raise ValueError(
-                    f"{', '.join(old)}: replaced in geo-risk 0.2 by block_px (block size, default 1024) and halo_px "
-                    "(context around each block, default 128) — prediction no longer blends overlapping windows")
-        return data
+        return _refuse_old_keys(data, ("window_px", "overlap_px", "batch_size"),
+                                "replaced in geo-risk 0.2 by block_px (block size, default 1024) and halo_px (context "
+                                "around each block, default 128) — prediction no longer blends overlapping windows")
 
 
 class CostScaleConfig(_Strict):

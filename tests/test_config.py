@@ -102,3 +102,10 @@ def test_default_config_is_the_demo():
 
     assert default_config().name == "guadeloupe-demo.yaml" and default_config().is_file()
     assert load_config(default_config()).name == "guadeloupe-demo"
+
+
+def test_keys_of_the_old_layout_say_what_replaced_them(demo_config):
+    with pytest.raises(ConfigError, match=r"predict: window_px: replaced .* by block_px .* halo_px"):
+        load_config(demo_config, {"predict": {"window_px": 256}})
+    with pytest.raises(ConfigError, match=r"periods.train: forest_codes: periods are years only"):
+        load_config(demo_config, {"periods": {"train": {"forest_codes": [1]}}})
