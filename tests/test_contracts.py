@@ -15,6 +15,7 @@ from geo_risk.paths import RunPaths
 from geo_risk_errors import ChipStoreError, InputDataError, TrainingError
 from losses import LOSS_PARTS
 from tests.conftest import synthetic_config
+from tiles.store import STORE_FORMAT
 
 
 def _drop_format(store, value=None):
@@ -35,7 +36,7 @@ def test_stores_of_another_version_are_refused_with_the_fix(synthetic_run, tmp_p
     stack, chips = tmp_path / "stack.zarr", tmp_path / "chips.zarr"
     shutil.copytree(paths.stack, stack)
     shutil.copytree(paths.chips, chips)
-    assert open_store(stack, "layer stack").attrs["store_format"] == 2  # as written by this version
+    assert open_store(stack, "layer stack").attrs["store_format"] == STORE_FORMAT  # as written by this version
     _drop_format(stack, value)
     _drop_format(chips, value)
     with pytest.raises(ChipStoreError, match=rf"layer stack .*stack.zarr.*{phrase}.*geo-risk tile"):
