@@ -21,7 +21,7 @@ from tiles.vectors import burn
 
 
 def burn_blocks(geoms, grid: Grid, values=None, all_touched: bool = True, dtype: str = "uint8", fill: float = 0,
-                chunk_px: int = CHUNK_PX) -> da.Array:
+                chunk_px: int | None = None) -> da.Array:
     """:func:`tiles.vectors.burn` block by block (same pixels): each block burns the geometries that
     touch it (an STRtree query), so no whole-grid array is ever made."""
     geoms = np.asarray(list(geoms), dtype=object)
@@ -38,7 +38,7 @@ def burn_blocks(geoms, grid: Grid, values=None, all_touched: bool = True, dtype:
             return np.full(sub.shape, fill, dtype=dtype)
         return burn(geoms[hit], sub, None if vals is None else vals[hit], all_touched, dtype, fill)
 
-    return da.map_blocks(block, chunks=da.core.normalize_chunks(chunk_px, grid.shape), dtype=dtype)
+    return da.map_blocks(block, chunks=da.core.normalize_chunks(chunk_px or CHUNK_PX, grid.shape), dtype=dtype)
 
 
 def _capped_edt(block: np.ndarray, resolution_m: float, cap_m: float, of_unset: bool) -> np.ndarray:

@@ -64,11 +64,14 @@ def blocked_split(
         taken += sel.sum()
     val = split == "val"
     if val.any() and buffer_px >= 0:
-        dr = np.abs(rows[:, None] - rows[None, val]) - size
-        dc = np.abs(cols[:, None] - cols[None, val]) - size
-        gap = np.hypot(np.maximum(dr, 0), np.maximum(dc, 0))
-        near = (gap < buffer_px) | ((dr < 0) & (dc < 0))
-        split[(~val) & near.any(axis=1)] = "buffer"
+        vr, vc = rows[val], cols[val]
+        near = np.zeros(n, dtype=bool)
+        for lo in range(0, n, 1024):  # 1024 chips at a time: memory stays O(1024 × validation chips)
+            dr = np.abs(rows[lo:lo + 1024, None] - vr[None]) - size
+            dc = np.abs(cols[lo:lo + 1024, None] - vc[None]) - size
+            gap = np.hypot(np.maximum(dr, 0), np.maximum(dc, 0))
+            near[lo:lo + 1024] = ((gap < buffer_px) | ((dr < 0) & (dc < 0))).any(axis=1)
+        split[(~val) & near] = "buffer"
     return split
 
 
@@ -95,24 +98,31 @@ def band_stats(images: np.ndarray, valid: np.ndarray, bands: list[str]) -> dict[
     return stats
 
 
-def band_stats_lazy(images, valid, bands: list[str]) -> dict[str, dict]:
+def band_stats_lazy(images, valid, bands: list[str], batch: int = 32) -> dict[str, dict]:
     """:func:`band_stats` over lazy (N, C, H, W) chips in two streaming passes (mean, then the squared
-    deviations), so the training chips are never all in memory."""
+    deviations), ``batch`` chips at a time, so the training chips are never all in memory."""
     import dask
     import dask.array as da
 
-    m = valid.astype(bool)
-    n = m.sum()
-    values = []
-    for i, band in enumerate(bands):
-        v = images[:, i].astype(np.float64)
-        if band_transform(band) == "log1p":
-            v = da.log1p(da.maximum(v, 0))
-        values.append(v)
-    count, *sums = dask.compute(n, *[da.where(m, v, 0).sum() for v in values])
-    count = int(count)
+    def values(lo: int, hi: int):
+        out = []
+        for i, band in enumerate(bands):
+            v = images[lo:hi, i].astype(np.float64)
+            out.append(da.log1p(da.maximum(v, 0)) if band_transform(band) == "log1p" else v)
+        return out
+
+    batches = [(lo, min(lo + batch, images.shape[0])) for lo in range(0, images.shape[0], batch)]
+    count, sums = 0, np.zeros(len(bands))
+    for lo, hi in batches:
+        m = valid[lo:hi].astype(bool)
+        n, *s = dask.compute(m.sum(), *[da.where(m, v, 0).sum() for v in values(lo, hi)])
+        count, sums = count + int(n), sums + np.asarray(s, dtype=np.float64)
     means = [float(s) / count if count else 0.0 for s in sums]
-    squares = dask.compute(*[da.where(m, (v - mu) ** 2, 0).sum() for v, mu in zip(values, means)])
+    squares = np.zeros(len(bands))
+    for lo, hi in batches:
+        m = valid[lo:hi].astype(bool)
+        squares += np.asarray(dask.compute(*[da.where(m, (v - mu) ** 2, 0).sum()
+                                             for v, mu in zip(values(lo, hi), means)]), dtype=np.float64)
     stats = {}
     for band, mu, sq in zip(bands, means, squares):
         std = float(np.sqrt(sq / count)) if count else 1.0

@@ -38,12 +38,34 @@ def check_store_format(attrs, path: Path, what: str) -> None:
                              "run `geo-risk tile CONFIG` again to rebuild it")
 
 
-def write_stack(ds: xr.Dataset, path: Path, progress: bool = True) -> None:
-    """Compute the lazy stack and write it as Zarr (one chunk per 1024² block)."""
+#: the stack is computed and written region by region, each this many chunks on a side: the blocks
+#: shared by many outputs (forest-change codes, masks) then live for one region only, so peak memory
+#: does not grow with the grid
+REGION_CHUNKS = 4
+#: chips cut and written together
+CHIP_BATCH = 32
+
+
+def write_stack(ds: xr.Dataset, path: Path, progress: bool = True, region_chunks: int = REGION_CHUNKS) -> None:
+    """Compute the lazy stack and write it as Zarr (one chunk per 1024² block), region by region."""
     bar = ProgressBar(minimum=1.0) if progress else nullcontext()
     ds = ds.assign_attrs({FORMAT_ATTR: STORE_FORMAT})
+    ys, xs = ds["features"].chunks[-2:]
+    cuts_y = np.cumsum((0,) + ys)[::region_chunks].tolist() + ([sum(ys)] if len(ys) % region_chunks else [])
+    cuts_x = np.cumsum((0,) + xs)[::region_chunks].tolist() + ([sum(xs)] if len(xs) % region_chunks else [])
+    cuts_y, cuts_x = sorted(set(cuts_y)), sorted(set(cuts_x))
+    spatial = [v for v in ds.variables if {"y", "x"} & set(ds[v].dims)]
     with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), bar:
-        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        if len(cuts_y) == 2 and len(cuts_x) == 2:  # one region: one write
+            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+            return
+        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)  # metadata, small coords
+        for y0, y1 in zip(cuts_y, cuts_y[1:]):
+            for x0, x1 in zip(cuts_x, cuts_x[1:]):
+                region = {"y": slice(y0, y1), "x": slice(x0, x1)}
+                part = ds[spatial].isel(region)
+                part = part.drop_vars([v for v in part.variables if not {"y", "x"} & set(part[v].dims)])
+                part.to_zarr(tmp, region=region, zarr_format=2)
 
 
 def open_store(path: Path, what: str) -> xr.Dataset:
@@ -132,6 +154,11 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
                "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs)},
     )
     with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), ProgressBar(minimum=1.0):
-        chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read
+        chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)
+        per_chip = [v for v in chips.data_vars if "chip" in chips[v].dims]
+        for lo in range(0, len(index), CHIP_BATCH):
+            region = {"chip": slice(lo, min(lo + CHIP_BATCH, len(index)))}
+            chips[per_chip].isel(region).drop_vars(["band"]).to_zarr(tmp, region=region, zarr_format=2)
         index.to_parquet(tmp / "index.parquet")
     return stats

@@ -73,3 +73,36 @@ def test_capped_distances_on_the_demo_are_exact_below_the_cap(demo):
     got = capped_distance(da.from_array(forest, chunks=1024), grid.resolution_m, 900.0, of_unset=True,
                           beyond=1).compute()
     np.testing.assert_array_equal(got, np.minimum(whole, np.float32(900.0)))
+
+
+def test_the_stack_written_region_by_region_is_the_stack(synthetic_region, synthetic_stack, monkeypatch, tmp_path):
+    from tiles.store import open_store, write_stack
+
+    for module in (tiles.grid, tiles.stack, tiles.blockwise):
+        monkeypatch.setattr(module, "CHUNK_PX", 32)
+    ds, _ = build_stack(stack_spec(synthetic_config(synthetic_region)))
+    write_stack(ds, tmp_path / "stack.zarr", progress=False, region_chunks=2)  # regions of 2 × 2, 2 × 1, 1 × 1 chunks
+    back = open_store(tmp_path / "stack.zarr", "layer stack")
+    assert back["features"].data.chunksize[-2:] == (32, 32)
+    for var in ("features", "label", "valid", "eco", "zone"):
+        np.testing.assert_array_equal(back[var].values, synthetic_stack[0][var].values)
+    assert back.rio.transform() == synthetic_stack[0].rio.transform() and back.rio.crs == synthetic_stack[0].rio.crs
+    assert list(back.band.values) == list(synthetic_stack[0].band.values)
+
+
+def test_the_chip_store_written_in_batches_is_the_chip_store(synthetic_chips, synthetic_stack, monkeypatch, tmp_path):
+    import xarray as xr
+
+    import tiles.store
+    from tiles import write_chip_store
+
+    monkeypatch.setattr(tiles.store, "CHIP_BATCH", 3)
+    stats = write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, tmp_path / "chips.zarr", 32)
+    a, b = xr.open_zarr(tmp_path / "chips.zarr"), xr.open_zarr(synthetic_chips.store)
+    assert a.sizes["chip"] == b.sizes["chip"] > 3
+    for var in ("image", "label", "valid", "eco", "zone", "split"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
+    assert list(a.band.values) == list(b.band.values)
+    for band, s in synthetic_chips.stats.items():
+        assert stats[band]["mean"] == pytest.approx(s["mean"], rel=1e-12)
+        assert stats[band]["std"] == pytest.approx(s["std"], rel=1e-9)
