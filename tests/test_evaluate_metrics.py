@@ -17,6 +17,7 @@ from geo_risk.evaluate.metrics import (
     fom_at_observed_quantity,
     reliability_curve,
     top_k,
+    top_k_weights,
     weighted_recall_at_area,
 )
 from geo_risk_errors import InputDataError
@@ -46,6 +47,42 @@ def test_eco_weighted_recall_at_area():
     # flag 2 of 4 pixels (the observed rate): pixels 0 and 1 → weighted loss caught 3 of 3 + 1
     score, label, w = np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 0, 1]), np.array([3.0, 5.0, 1.0, 1.0])
     assert weighted_recall_at_area(score, label, w, 0.5) == pytest.approx(3 / 4)
+
+
+def test_top_k_weights_count_ties_at_the_cut_fractionally():
+    # k = 2 of [3, 1, 1, 1, 0]: the 3 is flagged, one of the three 1s → each with probability 1/3
+    np.testing.assert_allclose(top_k_weights(np.array([3.0, 1.0, 1.0, 1.0, 0.0]), 2), [1, 1 / 3, 1 / 3, 1 / 3, 0])
+    # no tie at the cut: the plain top k
+    np.testing.assert_allclose(top_k_weights(np.array([0.2, 0.9, 0.5]), 2), [0, 1, 1])
+    assert top_k_weights(np.array([1.0, 1.0]), 0).sum() == 0
+    assert top_k_weights(np.array([1.0, 1.0, 2.0]), 5).sum() == 3  # k capped at the pixel count
+
+
+def test_eco_weighted_recall_is_the_expectation_over_random_tie_breaking():
+    # k = 2 (rate 0.5 of 4): three pixels tied at the top, two of them flagged → each with p = 2/3;
+    # the loss of weight 3 is among them, the loss of weight 1 is below the cut → (2/3 · 3) / 4
+    score, label, w = np.array([1.0, 1.0, 1.0, 0.0]), np.array([1, 0, 0, 1]), np.array([3.0, 5.0, 1.0, 1.0])
+    assert weighted_recall_at_area(score, label, w, 0.5) == pytest.approx(0.5)
+    # the order of the pixels no longer matters (it did with ties broken by position: 3/4 here, 0 reversed)
+    assert weighted_recall_at_area(score[::-1].copy(), label[::-1].copy(), w[::-1].copy(), 0.5) == pytest.approx(0.5)
+    # brute force: the mean over every choice of the 2 flagged among the 3 tied
+    picks = [(0, 1), (0, 2), (1, 2)]
+    assert np.mean([sum(label[i] * w[i] for i in p) / 4 for p in picks]) == pytest.approx(0.5)
+
+
+def test_fom_at_observed_quantity_is_the_exact_expectation_over_tied_pixels():
+    # 2 losses, all 4 top pixels tied: 2 of them flagged at random; hits h ∈ {0, 1, 2} with
+    # probabilities 1/6, 4/6, 1/6 (hypergeometric) and FOM = h / (4 − h) → 4/6 · 1/3 + 1/6 · 1 = 7/18
+    score, label = np.array([1.0, 1.0, 1.0, 1.0, 0.0]), np.array([1, 1, 0, 0, 0])
+    assert fom_at_observed_quantity(score, label) == pytest.approx(7 / 18)
+    # brute force over the 6 equally likely pairs
+    import itertools
+
+    fom = [sum(label[list(p)]) / (4 - sum(label[list(p)])) for p in itertools.combinations(range(4), 2)]
+    assert fom_at_observed_quantity(score, label) == pytest.approx(np.mean(fom))
+    # a pixel above the cut always counts: [2, 1, 1, 0], losses at 0 and 2 → 1 + (1 hit with p 1/2)
+    # E = 1/2 · 1/3 (h = 1) + 1/2 · 1 (h = 2) = 2/3
+    assert fom_at_observed_quantity(np.array([2.0, 1.0, 1.0, 0.0]), np.array([1, 0, 1, 0])) == pytest.approx(2 / 3)
 
 
 def test_brier_score_by_hand():
