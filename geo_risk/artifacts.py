@@ -195,8 +195,10 @@ class ReliabilityCurve:
 
 
 @dataclass(frozen=True)
-class CellErrors:
-    """VT0007 validation errors of one map in one test (hectares over the period)."""
+class ValidationErrors:
+    """VT0007 validation errors over a grid of cells (hectares over the period) — the one definition
+    shared by the computed form (:class:`geo_risk.evaluate.vt0007.Validation`, which adds the cell
+    table) and the serialised one (:class:`CellErrors`, which adds the allocation's figures)."""
 
     medae_ha: float
     medae_pct_cell: float
@@ -208,9 +210,31 @@ class CellErrors:
     n_dropped: int
     observed_total_ha: float
     predicted_total_ha: float
+
+
+@dataclass(frozen=True)
+class CellErrors(ValidationErrors):
+    """VT0007 validation errors of one map in one test, as metrics.json holds them: the
+    :class:`ValidationErrors` and the quantity adjustment that produced the prediction."""
+
     adjustment_ratio: float
     n_capped: int
     n_missing: int  # forest pixels the map left without a value, scored as class 1
+
+    @classmethod
+    def of(cls, validation: ValidationErrors, *, adjustment_ratio: float, n_capped: int,
+           n_missing: int) -> "CellErrors":
+        """The serialised form of a computed validation (its cell table left out)."""
+        shared = {f.name: getattr(validation, f.name) for f in fields(ValidationErrors)}
+        return cls(**shared, adjustment_ratio=adjustment_ratio, n_capped=n_capped, n_missing=n_missing)
+
+    @classmethod
+    def empty(cls, n_missing: int = 0) -> "CellErrors":
+        """No validation (no calibration-period map): NaN errors, no cells."""
+        nan = float("nan")
+        return cls(medae_ha=nan, medae_pct_cell=nan, mae_ha=nan, rmse_ha=nan, wrmse_ha=nan, r2=nan, n_cells=0,
+                   n_dropped=0, observed_total_ha=nan, predicted_total_ha=nan, adjustment_ratio=nan, n_capped=0,
+                   n_missing=n_missing)
 
 
 @dataclass(frozen=True)

@@ -487,3 +487,20 @@ def test_verdict_needs_both_tests():
     assert only_fit.passes_fit and not only_fit.passes_prediction and not only_fit.passes
     tie = verdict(m(2.0), m(2.0), m(3.0), m(1.0))
     assert not tie.passes  # a tie keeps the benchmark
+
+
+def test_validation_and_metrics_json_cell_errors_share_one_definition():
+    # the computed form (with its cell table) and the serialised form (with the allocation's figures)
+    # are both ValidationErrors: a field added there appears in both, and CellErrors.of copies them all
+    from geo_risk.artifacts import CellErrors, ValidationErrors
+    from geo_risk.evaluate.vt0007 import Validation
+
+    assert issubclass(Validation, ValidationErrors) and issubclass(CellErrors, ValidationErrors)
+    shared = [f.name for f in dataclasses.fields(ValidationErrors)]
+    pred, obs, cells, forest = _validation_grid()
+    v = validate(pred, obs, cells, forest, pixel_area_ha=1.0)
+    e = CellErrors.of(v, adjustment_ratio=1.5, n_capped=2, n_missing=3)
+    assert {n: getattr(e, n) for n in shared} == {n: getattr(v, n) for n in shared}
+    assert (e.adjustment_ratio, e.n_capped, e.n_missing) == (1.5, 2, 3)
+    assert not hasattr(e, "cells")
+    assert math.isnan(CellErrors.empty(4).medae_ha) and CellErrors.empty(4).n_missing == 4

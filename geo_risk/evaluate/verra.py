@@ -106,11 +106,9 @@ def cell_grid(shape: tuple[int, int], pixel_size_m: tuple[float, float], inside:
 
 
 def _errors(score: vt.PeriodScore) -> CellErrors:
-    v, a = score.validation, score.allocation
-    return CellErrors(medae_ha=v.medae_ha, medae_pct_cell=v.medae_pct_cell, mae_ha=v.mae_ha, rmse_ha=v.rmse_ha,
-                      wrmse_ha=v.wrmse_ha, r2=v.r2, n_cells=v.n_cells, n_dropped=v.n_dropped,
-                      observed_total_ha=v.observed_total_ha, predicted_total_ha=v.predicted_total_ha,
-                      adjustment_ratio=a.adjustment_ratio, n_capped=a.n_capped, n_missing=score.n_missing)
+    a = score.allocation
+    return CellErrors.of(score.validation, adjustment_ratio=a.adjustment_ratio, n_capped=a.n_capped,
+                         n_missing=score.n_missing)
 
 
 def check_expected(cnf: PeriodLayers, expected_ha_per_yr: float | None, pixel_area_ha: float) -> float:
@@ -191,5 +189,4 @@ def _predict(classes, density, *, cal, cnf, cells, pixel_area_ha, zones, mff) ->
 
 
 def _empty(n_missing: int) -> CellErrors:
-    nan = float("nan")
-    return CellErrors(nan, nan, nan, nan, nan, nan, 0, 0, nan, nan, nan, 0, n_missing)
+    return CellErrors.empty(n_missing)

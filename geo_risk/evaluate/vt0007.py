@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geo_risk.artifacts import ValidationErrors
 from geo_risk_errors import InputDataError
 
 #: VT0007's default validation cell: the median project area, 100,000 ha.
@@ -160,26 +161,18 @@ class CellTable:
 
 
 @dataclass(frozen=True)
-class Validation:
+class Validation(ValidationErrors):
     """Observed vs predicted loss over a grid of cells, and the errors VT0007/riskmapjnr report.
 
-    ``medae_ha`` (VT0007's criterion), ``medae_pct_cell`` (median of |error| / cell area, %),
-    ``mae_ha``, ``rmse_ha``, ``wrmse_ha`` (riskmapjnr: weights = cell forest area / total),
-    ``r2`` (riskmapjnr and UDef-ARP: squared Pearson correlation of predicted and observed; NaN
-    with fewer than two cells or no variation). ``n_dropped`` cells had too little forest.
+    The errors are :class:`geo_risk.artifacts.ValidationErrors` (one definition with metrics.json's
+    :class:`~geo_risk.artifacts.CellErrors`): ``medae_ha`` (VT0007's criterion), ``medae_pct_cell``
+    (median of |error| / cell area, %), ``mae_ha``, ``rmse_ha``, ``wrmse_ha`` (riskmapjnr: weights =
+    cell forest area / total), ``r2`` (riskmapjnr and UDef-ARP: squared Pearson correlation of
+    predicted and observed; NaN with fewer than two cells or no variation). ``n_dropped`` cells had
+    too little forest. Adds the per-cell table.
     """
 
     cells: CellTable
-    medae_ha: float
-    medae_pct_cell: float
-    mae_ha: float
-    rmse_ha: float
-    wrmse_ha: float
-    r2: float
-    n_cells: int
-    n_dropped: int
-    observed_total_ha: float
-    predicted_total_ha: float
 
 
 @dataclass(frozen=True)
