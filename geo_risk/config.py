@@ -337,8 +337,52 @@ class ChipsConfig(_Strict):
     seed: int = 0
 
 
+#: the form of a distributed scheduler's address: tcp://host:port (or tls://); host a name, IPv4 or [IPv6]
+SCHEDULER_ADDRESS = r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):[0-9]{1,5}$"
+
+
+class DaskConfig(_Strict):
+    """Where the tile stage's (and later predict's) dask work runs (tiles/scheduler.py, docs/your-region.md):
+    ``threads`` (default, this process), ``synchronous`` (one thread, for debugging), ``local_cluster``
+    (``workers`` processes on this machine, ``threads_per_worker`` threads each, ``memory_limit`` per worker)
+    or the address of a running ``distributed`` scheduler, ``tcp://host:port`` — whose workers must see the
+    data and run folders at the same paths."""
+
+    scheduler: str = "threads"
+    workers: int | None = Field(None, ge=1)  # local_cluster worker processes; null: one per core
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "auto"  # per local_cluster worker: "auto" (the machine's memory / workers), "4GiB", "0" (none)
+    connect_timeout_s: float = Field(10.0, gt=0)  # how long to try an address before giving up
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_form(cls, v: str) -> str:
+        import re
+
+        v = v.strip()
+        if v in ("threads", "synchronous", "local_cluster") or re.match(SCHEDULER_ADDRESS, v):
+            if "://" in v and not 0 < int(v.rsplit(":", 1)[1]) < 65536:
+                raise ValueError(f"{v!r}: the port must be 1–65535 (a dask scheduler listens on 8786 by default)")
+            return v
+        raise ValueError(f"{v!r} is not a scheduler: give threads, synchronous, local_cluster, or the address of a "
+                         "running distributed scheduler as tcp://host:port (e.g. tcp://10.0.0.5:8786)")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_form(cls, v: str) -> str:
+        import re
+
+        if v == "auto" or re.match(r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[kMGT]B|B)?\s*$", v, re.IGNORECASE):
+            return v
+        raise ValueError(f"{v!r}: give auto, a size such as 4GiB or 2GB, or 0 for no limit")
+
+
 class ModelConfig(_Strict):
-    arch: Literal["Unet"] = "Unet"
+    """A segmentation-models-pytorch network: ``arch`` any of its architecture classes (Unet,
+    UnetPlusPlus, FPN, DeepLabV3Plus, …) and ``encoder`` any of its encoders
+    (``smp.encoders.get_encoder_names()``); checked when the model is built (geo_risk/model.py)."""
+
+    arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
 
@@ -355,15 +399,23 @@ class LossConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """The trainer (docs/training.md). ``batch_size`` is the global batch: under torchrun each of N
+    processes takes batch_size / N. ``device`` is used by predict too."""
+
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: int | None = Field(None, ge=1)  # torch threads; null: the cores this process may use
+    num_workers: int | None = Field(None, ge=0)  # DataLoader workers; null: 0 on CPU, else min(4, cores / 2)
+    channels_last: bool = True
     seed: int = 0
     calibrate: bool = True
+    monitor: Literal["ap", "auc", "loss"] = "ap"  # validation metric that picks the best epoch
+    patience: int | None = Field(None, ge=1)  # stop after this many epochs without improvement; null: never
+    checkpoint_every_steps: int | None = Field(None, ge=1)  # train_state.pt also every N steps (epoch ends: always)
 
 
 class PredictConfig(_Strict):
@@ -380,6 +432,9 @@ class PredictConfig(_Strict):
     # Zone-fairness projection of the map (geo_risk/fairness.py): weight of the variance of
     # zone-mean risk against the KL divergence from the model's map; 0 leaves the map as is.
     lambda_fair: float = Field(0.0, ge=0)
+    # storage of risk.tif / uncertainty.tif: float32, or uint16 scaled by 1/65534 (scale/offset tags,
+    # nodata 65535; GDAL and QGIS show true values) — half the size, absolute error ≤ 7.7e-6
+    probability_dtype: Literal["float32", "uint16"] = "float32"
 
     @model_validator(mode="before")
     @classmethod
@@ -538,6 +593,7 @@ class RunConfig(_Strict):
     decision: DecisionConfig = DecisionConfig()
     map: MapConfig = MapConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    dask: DaskConfig = DaskConfig()
     attribution: str = ""
 
     @field_validator("name")

@@ -18,6 +18,27 @@ from geo_risk_errors import OutputError
 from tiles.atomic import atomic_file
 
 DECISION_NODATA = 255
+#: ``predict.probability_dtype: uint16``: p is stored as round(p · UINT16_STEPS) with scale 1/UINT16_STEPS
+#: and offset 0 (GDAL/QGIS show true values); UINT16_NODATA marks pixels without a value
+UINT16_STEPS = 65534
+UINT16_NODATA = 65535
+
+
+def quantize_probability(p: da.Array) -> da.Array:
+    """A lazy float probability array (NaN = no value) as scaled uint16 (absolute error ≤ 0.5/UINT16_STEPS)."""
+    q = da.round(da.clip(p, 0.0, 1.0) * UINT16_STEPS)
+    return da.where(da.isfinite(p), q, UINT16_NODATA).astype(np.uint16)
+
+
+def true_values(src, band: int = 1) -> np.ndarray:
+    """Band ``band`` of an open rasterio dataset as float64 true values: nodata → NaN, then the band's
+    scale and offset applied as GDAL does (value · scale + offset) — float or scaled-integer rasters alike."""
+    arr = src.read(band, masked=True)
+    data = np.ma.filled(arr.astype(np.float64), np.nan)
+    scale, offset = src.scales[band - 1], src.offsets[band - 1]
+    if scale != 1.0 or offset != 0.0:
+        data = data * scale + offset
+    return data
 
 
 def write_cog(
@@ -55,12 +76,14 @@ def write_cog(
 def write_cog_blocks(
     path: Path, array: da.Array, crs, transform, *, nodata: float | int | None, tags: dict[str, str] | None = None,
     description: str = "", units: str = "", overview_resampling: str = "average", blocksize: int = 512,
+    scale: float = 1.0, offset: float = 0.0,
 ) -> Path:
     """Write a lazy 2-D dask array as a COG without holding it in memory (band description and units set).
 
     Its blocks are computed one at a time into a tiled GeoTIFF beside ``path``, which GDAL's COG
     driver then copies with overviews into ``path``. Not atomic by itself: give it a temporary path
-    of ``tiles.atomic.atomic_file(s)``.
+    of ``tiles.atomic.atomic_file(s)``. ``scale``/``offset``: GDAL's band scaling (true value = stored ·
+    scale + offset), for integer-coded values such as :func:`quantize_probability`.
     """
     path = Path(path)
     source = path.with_name(f"{path.name}.blocks.tif")
@@ -78,6 +101,8 @@ def write_cog_blocks(
                 dst.set_band_description(1, description)
             if units:
                 dst.set_band_unit(1, units)
+            if scale != 1.0 or offset != 0.0:
+                dst.scales, dst.offsets = (scale,), (offset,)
             if tags:
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
         rasterio.shutil.copy(source, str(path), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=blocksize,

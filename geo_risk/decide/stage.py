@@ -26,6 +26,7 @@ from geo_risk.decide.budgets import Budget, Plan, solve
 from geo_risk.decide.costs import multiplier, pixel_costs
 from geo_risk.decide.errors import DecisionInputError, DecisionLayerError, DecisionWarning
 from geo_risk.decide.rules import NODATA, dominated_actions, expected_costs, rule_text, two_action_rule
+from geo_risk.export import true_values
 from geo_risk.paths import RunPaths
 from geo_risk.provenance import provenance_tags
 from geo_risk_errors import InputDataError
@@ -155,11 +156,10 @@ class _Grid:
 
 
 def _read_raster(path: Path, what: str) -> tuple[np.ndarray, _Grid]:
-    with rasterio.open(path) as src:
-        arr = src.read(1, masked=True)
+    with rasterio.open(path) as src:  # true values: nodata → NaN, scale/offset applied (uint16 risk.tif)
+        data = true_values(src)
         grid = _Grid(src.crs, src.transform, (src.height, src.width))
-    data = arr.filled(np.nan) if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float64).filled(np.nan)
-    return np.asarray(data, dtype=np.float64), grid
+    return data, grid
 
 
 def _on_grid(path: Path, what: str, risk_grid: _Grid, risk_path: Path) -> np.ndarray:

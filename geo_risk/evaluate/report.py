@@ -33,6 +33,7 @@ from geo_risk.artifacts import (
     Coverage, Metrics, ReliabilityCurve, RiskTags, ScoreCard, Scores, ZoneMetrics, read_zone_table,
 )
 from geo_risk.config import RunConfig
+from geo_risk.export import true_values
 from geo_risk.tiling import stack_spec
 from geo_risk.evaluate import figures, html
 from geo_risk.evaluate.audit import ZoneInputs, block_ids, zone_audit
@@ -134,7 +135,7 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
     shape = (stack.sizes["y"], stack.sizes["x"])
     with rasterio.open(paths.probability) as src:
         _same_grid(paths.probability, src, crs, transform, shape)
-        risk = src.read(1).astype(np.float64)
+        risk = true_values(src)  # nodata → NaN, scale/offset applied (a uint16 risk.tif)
         tags = RiskTags.from_tags(src.tags(), paths.probability)
     with rasterio.open(paths.decision) as src:
         _same_grid(paths.decision, src, crs, transform, shape)

@@ -29,7 +29,7 @@ from scipy.special import expit
 
 from geo_risk.artifacts import ZONE_TABLE_COLUMNS, CheckpointMeta, RiskTags, write_zone_table
 from geo_risk.config import RunConfig
-from geo_risk.export import write_cog_blocks
+from geo_risk.export import UINT16_NODATA, UINT16_STEPS, quantize_probability, write_cog_blocks
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
 from geo_risk.predict.blocks import infer_blocks
@@ -119,15 +119,20 @@ def run_predict(cfg: RunConfig) -> PredictResult:
         prov = provenance_tags(cfg, paths.checkpoint, meta.temperature, period)
         crs, transform = sel.rio.crs, sel.rio.transform()
         table = _with_names(table, paths.zones)
+        if pc.probability_dtype == "uint16":  # scaled integers: GDAL/QGIS read value · scale + offset
+            prob, unc = quantize_probability(prob), quantize_probability(unc)
+            store = dict(nodata=UINT16_NODATA, scale=1.0 / UINT16_STEPS, offset=0.0)
+        else:
+            store = dict(nodata=np.nan)
         with atomic_files([paths.probability, paths.uncertainty, paths.zone_risk]) as (t_risk, t_unc, t_zones):
-            write_cog_blocks(t_risk, prob, crs, transform, nodata=np.nan, tags={**tags.to_tags(), **prov},
+            write_cog_blocks(t_risk, prob, crs, transform, tags={**tags.to_tags(), **prov},
                              overview_resampling="average", description=f"probability of forest loss {period}",
-                             units="probability")
-            write_cog_blocks(t_unc, unc, crs, transform, nodata=np.nan, overview_resampling="average",
+                             units="probability", **store)
+            write_cog_blocks(t_unc, unc, crs, transform, overview_resampling="average",
                              tags={"description": f"std of the probability over {pc.tta} test-time views",
                                    "units": "probability", "run": cfg.name, "geo_risk_tta": str(pc.tta), **prov},
                              description="uncertainty: std of the probability over test-time views",
-                             units="probability")
+                             units="probability", **store)
             write_zone_table(t_zones, table, atomic=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

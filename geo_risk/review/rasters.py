@@ -20,7 +20,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
 from rasterio.warp import calculate_default_transform, reproject, transform as warp_points
 
-from geo_risk.export import DECISION_NODATA
+from geo_risk.export import DECISION_NODATA, true_values
 from geo_risk_errors import CRSMissingError, InputDataError, MissingInputError
 
 WEB_MERCATOR = CRS.from_epsg(3857)
@@ -68,6 +68,9 @@ def read_raster(path: Path, role: str) -> GridArray:
             colormap = src.colormap(1)
         except ValueError:
             colormap = {}
+        if src.scales[0] != 1.0 or src.offsets[0] != 0.0:  # scaled integers (uint16 risk.tif): true values
+            return GridArray(true_values(src), src.crs, src.transform, float("nan"), src.descriptions[0] or "",
+                             colormap, str(path))
         return GridArray(src.read(1), src.crs, src.transform, src.nodata, src.descriptions[0] or "",
                          colormap, str(path))
 
