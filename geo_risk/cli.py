@@ -44,6 +44,12 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a config value, e.g. --set train.epochs=1 (repeatable; values parsed as YAML).")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run folder (overrides output_dir).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Where dask work runs (overrides dask.scheduler): threads, synchronous, local_cluster, or "
+    "the address of a running distributed scheduler, tcp://host:port (its workers must see the data and run "
+    "folders at the same paths).", show_default=False)]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Rebuild tiles/ even when its config and inputs are unchanged (otherwise reused).")]
 
 
 def parse_sets(sets: list[str] | None) -> dict:
@@ -79,10 +85,11 @@ def _has_empty_mapping(value) -> bool:
     return isinstance(value, dict) and (not value or any(_has_empty_mapping(v) for v in value.values()))
 
 
-def _setup(config: Path | None, sets: list[str] | None, out: Path | None, verbose: bool) -> RunConfig:
+def _setup(config: Path | None, sets: list[str] | None, out: Path | None, verbose: bool,
+           scheduler: str | None = None) -> RunConfig:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
-    for noisy in ("pyogrio", "rasterio", "fiona", "numcodecs"):
+    for noisy in ("pyogrio", "rasterio", "fiona", "numcodecs", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
     overrides = parse_sets(sets)
@@ -90,6 +97,12 @@ def _setup(config: Path | None, sets: list[str] | None, out: Path | None, verbos
     if out is not None:
         overrides["output_dir"] = str(out)
         labels["output_dir"] = f"--out {out}"
+    if scheduler is not None:
+        overrides.setdefault("dask", {})
+        if not isinstance(overrides["dask"], dict):  # --set dask=… : --scheduler replaces it
+            overrides["dask"] = {}
+        overrides["dask"]["scheduler"] = scheduler
+        labels["dask.scheduler"] = f"--scheduler {scheduler}"
     cfg = load_config(config or default_config(), overrides, labels=labels)
     if cfg.run_dir.exists() and not cfg.run_dir.is_dir():
         given = f"--out {out}" if out is not None else f"output_dir {cfg.run_dir}"
@@ -188,9 +201,16 @@ def _stage_command(target: str, doc: str):
     """A CLI command running one stage (imported only when called, so --help stays fast)."""
     module, func = target.split(":")
 
-    def command(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
-        _guard(lambda: getattr(importlib.import_module(module), func)(_setup(config, set_, out, verbose)))
+    def command(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False,
+                scheduler: SchedulerOpt = None):
+        _guard(lambda: getattr(importlib.import_module(module), func)(_setup(config, set_, out, verbose, scheduler)))
 
+    def tile_command(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None,
+                     verbose: VerboseOpt = False, scheduler: SchedulerOpt = None, force: ForceOpt = False):
+        _guard(lambda: getattr(importlib.import_module(module), func)(_setup(config, set_, out, verbose, scheduler),
+                                                                      force=force))
+
+    command = tile_command if func == "run_tile" else command
     command.__doc__ = doc
     return command
 
@@ -201,11 +221,12 @@ for _name, _target, _doc in STAGES:
 
 @app.command()
 @guarded
-def run(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False):
+def run(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False,
+        scheduler: SchedulerOpt = None, force: ForceOpt = False):
     """All stages: tile → train → predict → decide → evaluate → map."""
     from geo_risk.pipeline import run_all
 
-    summary = _guard(lambda: run_all(_setup(config, set_, out, verbose)))
+    summary = _guard(lambda: run_all(_setup(config, set_, out, verbose, scheduler), force=force))
     typer.echo(summary_text(summary))
 
 

@@ -108,8 +108,10 @@ class RunSummary:
     metrics: Metrics
 
 
-def run_all(cfg: RunConfig) -> RunSummary:
-    """tile → train → predict → decide → evaluate → map; returns a summary with timings."""
+def run_all(cfg: RunConfig, force: bool = False) -> RunSummary:
+    """tile → train → predict → decide → evaluate → map; returns a summary with timings.
+
+    The tile stage reuses ``tiles/`` when its config and inputs are unchanged, unless ``force``."""
     from geo_risk.decide import run_decide
     from geo_risk.evaluate import run_evaluate
     from geo_risk.predict import run_predict
@@ -124,7 +126,7 @@ def run_all(cfg: RunConfig) -> RunSummary:
         timings[name] = round(time.perf_counter() - t0, 1)
         return out
 
-    tile = timed("tile", run_tile)
+    tile = timed("tile", lambda c: run_tile(c, force=force))
     train = timed("train", run_train)
     timed("predict", run_predict)
     decision = timed("decide", run_decide)

@@ -16,6 +16,7 @@ from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterB
 from tiles.stack import EcoPolygons, GridSpec, RasterInput
 from tiles.vectors import VectorSource
 from tiles.atomic import atomic_dir
+from tiles.scheduler import check_workers_see, use_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,20 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
     )
 
 
-def run_tile(cfg: RunConfig) -> TileResult:
+def run_tile(cfg: RunConfig, force: bool = False) -> TileResult:
     """Build and write the stack, the zone polygons and the chip store of the training period.
 
     Everything is staged in a temporary folder that becomes ``<run>/tiles`` only when all of it
-    succeeded, so a failure (e.g. too few chips) leaves no partial tiles behind.
+    succeeded, so a failure (e.g. too few chips) leaves no partial tiles behind. The dask work runs
+    on ``cfg.dask``'s scheduler (tiles/scheduler.py), whose workers must see the run and data folders.
     """
     paths = RunPaths(cfg.run_dir)
+    with use_scheduler(cfg.dask) as client:
+        check_workers_see(client, paths.root, [cfg.data_path(p) for p in cfg.layers.paths()])
+        return _tile(cfg, paths)
+
+
+def _tile(cfg: RunConfig, paths: RunPaths) -> TileResult:
     t0 = time.perf_counter()
     ds, zones = build_stack(stack_spec(cfg))
     log.info("tile: stack of %d bands × 2 periods on a %d×%d grid; computing…",

@@ -43,3 +43,7 @@ class ResamplingError(ConfigError):
 
 class ChipLayoutError(ChipStoreError):
     """Chips that do not fit the region, or a split that leaves a set empty."""
+
+
+class SchedulerError(ConfigError):
+    """A dask scheduler (``dask.scheduler``) that cannot be used: unreachable, or workers that do not see the folders."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
-import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
@@ -55,7 +54,7 @@ def write_stack(ds: xr.Dataset, path: Path, progress: bool = True, region_chunks
     cuts_x = np.cumsum((0,) + xs)[::region_chunks].tolist() + ([sum(xs)] if len(xs) % region_chunks else [])
     cuts_y, cuts_x = sorted(set(cuts_y)), sorted(set(cuts_x))
     spatial = [v for v in ds.variables if {"y", "x"} & set(ds[v].dims)]
-    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), bar:
+    with atomic_dir(path) as tmp, bar:  # on the scheduler of the caller (tiles.scheduler.use_scheduler)
         if len(cuts_y) == 2 and len(cuts_x) == 2:  # one region: one write
             ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
             return
@@ -138,8 +137,7 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
     feats = cut(sel["features"].data)
     valid = cut(sel["valid"].data)
     train = np.flatnonzero(np.asarray(index.split == "train"))
-    with dask.config.set(scheduler="threads"):
-        stats = band_stats_lazy(feats[train], valid[train], list(stack.band.values))
+    stats = band_stats_lazy(feats[train], valid[train], list(stack.band.values))
     chips = xr.Dataset(
         {
             "image": (("chip", "band", "y", "x"), feats),
@@ -153,7 +151,7 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
         attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": stats,
                "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs)},
     )
-    with atomic_dir(path) as tmp, dask.config.set(scheduler="threads"), ProgressBar(minimum=1.0):
+    with atomic_dir(path) as tmp, ProgressBar(minimum=1.0):
         # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read
         chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)
         per_chip = [v for v in chips.data_vars if "chip" in chips[v].dims]
