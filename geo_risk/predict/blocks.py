@@ -12,8 +12,11 @@ grow with the region.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dask.array as da
 import numpy as np
@@ -45,6 +48,37 @@ def aligned_chunks(length: int, block: int, offset: int = 0, min_last: int = MUL
         last = sizes.pop()
         sizes[-1] += last
     return tuple(sizes)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A checkpoint to load where the blocks are computed, once per process (a dask worker, or this
+    process under the threaded scheduler) — instead of shipping the network inside every task."""
+
+    checkpoint: str
+    device: str = "cpu"
+    torch_threads: int | None = None  # torch's intra-op threads in that process (None: leave as is)
+
+
+_MODELS: dict[tuple, torch.nn.Module] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def resolve_model(model: torch.nn.Module | ModelRef) -> torch.nn.Module:
+    """The network itself, or the one of a :class:`ModelRef`, loaded on first use in this process."""
+    if not isinstance(model, ModelRef):
+        return model
+    key = (model.checkpoint, os.stat(model.checkpoint).st_mtime_ns, model.device)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            from geo_risk.model import load_checkpoint
+
+            if model.torch_threads:
+                torch.set_num_threads(model.torch_threads)
+            net, _ = load_checkpoint(model.checkpoint)
+            _MODELS.clear()  # one checkpoint at a time per process
+            _MODELS[key] = net.to(torch.device(model.device)).to(memory_format=torch.channels_last)
+        return _MODELS[key]
 
 
 def _transform(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
@@ -93,20 +127,21 @@ def _block(x: np.ndarray, *, model, bands, stats, halo: tuple[int, int], tta: in
     out = np.full((2, h, w), np.nan, dtype=np.float32)
     if not (x[-1, hy:hy + h, hx:hx + w] > 0).any():
         return out
-    logit, spread = predict_window(model, normalise(x[:-1], bands, stats), tta=tta, temperature=temperature,
+    logit, spread = predict_window(resolve_model(model), normalise(x[:-1], bands, stats), tta=tta, temperature=temperature,
                                    device=device)
     out[0] = np.clip(logit[hy:hy + h, hx:hx + w], -60, 60)
     out[1] = spread[hy:hy + h, hx:hx + w]
     return out
 
 
-def infer_blocks(model: torch.nn.Module, features: da.Array, valid: da.Array, bands: Sequence[str], stats: dict, *,
+def infer_blocks(model: torch.nn.Module | ModelRef, features: da.Array, valid: da.Array, bands: Sequence[str], stats: dict, *,
                  block_px: int, halo_px: int, tta: int = 1, temperature: float = 1.0,
                  device: torch.device | None = None, offset: tuple[int, int] = (0, 0)) -> da.Array:
     """Lazy (2, H, W) float32 array: calibrated logit and TTA probability spread per pixel.
 
     ``features`` (C, H, W) raw bands and ``valid`` (H, W), both lazy. ``offset`` shifts the block
-    grid (used to measure seams). Nothing is computed until the result is.
+    grid (used to measure seams). Nothing is computed until the result is. ``model`` a network, or a
+    :class:`ModelRef` that each process computing blocks loads once (what a dask cluster needs).
     """
     _, h, w = features.shape
     halo_px = -(-halo_px // MULTIPLE) * MULTIPLE  # a halo on the 32 px lattice keeps the phase at the edges

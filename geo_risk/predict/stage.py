@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +33,13 @@ from geo_risk.config import RunConfig
 from geo_risk.export import UINT16_NODATA, UINT16_STEPS, quantize_probability, write_cog_blocks
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
-from geo_risk.predict.blocks import infer_blocks
+from geo_risk.predict.blocks import ModelRef, infer_blocks
 from geo_risk.predict.zones import project_zones
 from geo_risk.provenance import provenance_tags
 from geo_risk_errors import CheckpointError, InputDataError
 from tiles import open_store
 from tiles.atomic import atomic_files
+from tiles.scheduler import check_workers_see, use_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +62,28 @@ def check_bands(meta: CheckpointMeta, bands: list[str], paths: RunPaths) -> None
 
 
 def device_for(cfg: RunConfig) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
+    """``train.device`` (auto, cpu, cuda; 'cuda' without a GPU warns and falls back to the CPU)."""
+    from geo_risk.train import pick_device
+
+    return pick_device(cfg.train.device)
 
 
-def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0)):
-    """Lazy (2, H, W) logits/spread of ``period`` with the run's checkpoint, and the opened stack."""
+def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0), *, on_workers: bool = False):
+    """Lazy (2, H, W) logits/spread of ``period`` with the run's checkpoint, and the opened stack.
+
+    ``on_workers``: the blocks load the checkpoint themselves, once per process (a dask cluster's
+    workers), instead of carrying the network loaded here.
+    """
     paths = RunPaths(cfg.run_dir)
     model, meta = load_checkpoint(paths.checkpoint)
     stack = open_store(paths.stack, "layer stack")
     check_bands(meta, [str(b) for b in stack.band.values], paths)
     sel = stack.sel(period=period)
     device = device_for(cfg)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    if on_workers:
+        model = ModelRef(str(paths.checkpoint.resolve()), str(device), cfg.dask.threads_per_worker)
+    else:
+        model = model.to(device).to(memory_format=torch.channels_last)
     pc = cfg.predict
     out = infer_blocks(model, sel["features"].data, sel["valid"].data, meta.bands, meta.band_stats,
                        block_px=pc.block_px, halo_px=pc.halo_px, tta=pc.tta, temperature=meta.temperature,
@@ -82,19 +94,28 @@ def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 
 def run_predict(cfg: RunConfig) -> PredictResult:
     """Write ``risk.tif`` (probability of forest loss in the forecast period), ``uncertainty.tif``
     (its spread over the test-time views) and ``zone_risk.csv``."""
+    with use_scheduler(cfg.dask) as client:
+        return _run_predict(cfg, client)
+
+
+def _run_predict(cfg: RunConfig, client) -> PredictResult:
     torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
     t0 = time.perf_counter()
     paths = RunPaths(cfg.run_dir)
     pc = cfg.predict
-    out, sel = logits_of_period(cfg, "forecast")
+    check_workers_see(client, paths.root, [paths.checkpoint])
+    out, sel = logits_of_period(cfg, "forecast", on_workers=client is not None)
     nblocks = out.numblocks[1] * out.numblocks[2]
     log.info("predict: %d blocks of ≤ %d px with a %d px halo, %d test-time view%s, on %s", nblocks, pc.block_px,
              pc.halo_px, pc.tta, "s" if pc.tta > 1 else "", device_for(cfg))
     paths.root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".predict-scratch-", dir=paths.root))
     try:
-        with dask.config.set(scheduler="threads", num_workers=1), ProgressBar(minimum=2.0):
-            da.to_zarr(out, str(scratch / "logits.zarr"), overwrite=True)  # one pass of the model, block by block
+        # one pass of the model, block by block: here one block at a time (torch uses the cores), on a
+        # cluster one per worker thread, each worker process with its own copy of the network
+        local = dask.config.set(scheduler="threads", num_workers=1) if client is None else nullcontext()
+        with local, ProgressBar(minimum=2.0):
+            da.to_zarr(out, str(scratch / "logits.zarr"), overwrite=True)
         stored = da.from_zarr(str(scratch / "logits.zarr"))
         logit, spread = stored[0], stored[1]
         valid = sel["valid"].data.rechunk(logit.chunks)
