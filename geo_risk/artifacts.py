@@ -343,6 +343,46 @@ class DecisionValue:
 
 
 @dataclass(frozen=True)
+class BaselineFit:
+    """One baseline evaluate fitted (docs/baselines.md)."""
+
+    name: str  # as in evaluate.baselines
+    label: str  # its name in the scorecards, VT0007 and decision-value tables
+    bands: list[str]  # covariates used
+    iterations: int  # solver iterations (GLM) or boosting rounds kept (GBM)
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class BaselinesRun:
+    """The baselines fitted on the training period's chips and scored on the same pixels as the map."""
+
+    train_pixels: int
+    train_positives: int
+    val_pixels: int  # GBM early stopping
+    max_pixels: int  # evaluate.baseline_max_pixels
+    seed: int
+    fitted: list[BaselineFit]
+    seconds: float  # everything the baselines add to evaluate: sampling, fitting, both periods' maps
+    score_seconds: float  # of which mapping them over the calibration and forecast periods
+
+
+@dataclass(frozen=True)
+class BaselineMargin:
+    """The map's margin over the best baseline (GLM/GBM of evaluate.baselines) — issue 9's bar reads it."""
+
+    model: str  # the scorecard compared: the map (risk.tif)
+    best_auc_baseline: str
+    auc_difference: float  # model AUC − best baseline AUC (bar: ≥ 0.02)
+    best_ap_baseline: str
+    ap_ratio: float  # model AP / best baseline AP (bar: ≥ 1.25)
+    # VT0007 prediction test, MedAE / the distance-to-edge benchmark's (bar: ≤ 0.6); NaN when not validated
+    medae_ratio_vs_benchmark: float = float("nan")
+    best_medae_baseline: str = ""
+    best_baseline_medae_ratio_vs_benchmark: float = float("nan")
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Content of ``metrics.json``: the forecast scored over all forest pixels of its period."""
 
@@ -359,6 +399,8 @@ class Metrics:
     vt0007: Vt0007Metrics | None = None
     fairness: FairnessAudit | None = None
     decision_value: DecisionValue | None = None
+    baselines: BaselinesRun | None = None
+    margin_over_baselines: BaselineMargin | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path, atomic: bool = True) -> None:

@@ -322,13 +322,18 @@ def fit_gbm(sample: PixelSample, val: PixelSample | None = None, *, seed: int = 
                           int(model.n_iter_))
 
 
-def fit_baselines(train: PixelSample, val: PixelSample | None = None, *, seed: int = 0) -> Baselines:
-    """Fit the three baselines of :data:`BASELINES` on the same training pixels."""
-    models = {
-        "distance_to_edge": fit_distance_to_edge(train),
-        "glm": fit_glm(train),
-        "gbm": fit_gbm(train, val, seed=seed),
+def fit_baselines(train: PixelSample, val: PixelSample | None = None, *, seed: int = 0,
+                  names: Sequence[str] = BASELINES) -> Baselines:
+    """Fit the baselines ``names`` (default: all of :data:`BASELINES`, in that order) on the same training pixels."""
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown or not names:
+        raise InputDataError(f"unknown baselines {unknown or 'none given'}: choose among {list(BASELINES)}")
+    fitters = {
+        "distance_to_edge": lambda: fit_distance_to_edge(train),
+        "glm": lambda: fit_glm(train),
+        "gbm": lambda: fit_gbm(train, val, seed=seed),
     }
+    models = {n: fitters[n]() for n in BASELINES if n in names}
     return Baselines(bands=train.bands, stats=train.stats, models=models, train_pixels=len(train),
                      train_positives=int(train.label.sum()), val_pixels=len(val) if val is not None else 0,
                      seed=seed)
@@ -392,14 +397,20 @@ class BaselineMaps:
         return tuple(self.maps)
 
 
-def fit_run_baselines(paths: RunPaths, *, max_pixels: int = MAX_PIXELS, seed: int = 0) -> Baselines:
-    """Sample a run folder's chip store (train; val, a quarter as many, for early stopping) and fit the baselines."""
+def fit_run_baselines(paths: RunPaths, *, max_pixels: int = MAX_PIXELS, seed: int = 0,
+                      names: Sequence[str] = BASELINES) -> Baselines:
+    """Sample a run folder's chip store (train; val, a quarter as many, for early stopping) and fit the baselines.
+
+    The validation pixels are drawn only when the GBM is among ``names`` (nothing else uses them).
+    """
     train = sample_pixels(paths.chips, "train", max_pixels, seed)
-    try:
-        val = sample_pixels(paths.chips, "val", max(2, max_pixels // 4), seed + 1)
-    except ChipStoreError:
-        val = None
-    return fit_baselines(train, val, seed=seed)
+    val = None
+    if "gbm" in names:
+        try:
+            val = sample_pixels(paths.chips, "val", max(2, max_pixels // 4), seed + 1)
+        except ChipStoreError:
+            val = None
+    return fit_baselines(train, val, seed=seed, names=names)
 
 
 def fit_and_score(cfg: RunConfig, *, period: str = "forecast", max_pixels: int = MAX_PIXELS,

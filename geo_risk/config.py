@@ -576,6 +576,17 @@ class EvaluateConfig(_Strict):
     bootstrap_block_px: int = Field(32, ge=1)  # spatial blocks resampled together (pixels are not independent)
     confidence: float = Field(0.9, gt=0, lt=1)
     seed: int = 0
+    # baselines fitted on the training chips and scored beside the map (docs/baselines.md): any of
+    # "distance_to_edge", "glm", "gbm"; [] skips them. Sample cap: training pixels (validation: a quarter)
+    baselines: list[Literal["distance_to_edge", "glm", "gbm"]] = ["glm", "gbm"]
+    baseline_max_pixels: int = Field(200_000, ge=2)
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"evaluate.baselines lists a baseline twice: {v}")
+        return v
 
 
 class RunConfig(_Strict):

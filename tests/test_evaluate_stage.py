@@ -166,7 +166,8 @@ def test_vt0007_benchmark_and_model_in_both_tests(evaluated):
     obs_cal = loss_cal.sum() * pixel_ha
     obs_cnf = (fc["label"].values.astype(bool) & _population(fc)).sum() * pixel_ha
     rows = [vt.benchmark, *vt.models]
-    assert [r.name for r in rows] == ["benchmark", "map (risk.tif)", "model before the zone projection"]
+    assert [r.name for r in rows] == ["benchmark", "map (risk.tif)", "model before the zone projection",
+                                      "GLM baseline (forestatrisk, no iCAR)", "gradient-boosting baseline (HistGBM)"]
     for r in rows:
         assert r.fit is not None and r.fit.n_cells == r.prediction.n_cells == 16, r.name
         # both tests are adjusted to the observed total of their period
@@ -174,7 +175,8 @@ def test_vt0007_benchmark_and_model_in_both_tests(evaluated):
         assert r.prediction.predicted_total_ha == pytest.approx(obs_cnf)
         # cells are clipped to the outline: 24 × 24 px, or 18 × 24 px in the bottom row (rows 72–89)
         e = r.prediction
-        assert e.medae_ha / (24 * 24 * pixel_ha) * 100 <= e.medae_pct_cell <= e.medae_ha / (18 * 24 * pixel_ha) * 100
+        lo, hi = e.medae_ha / (24 * 24 * pixel_ha) * 100, e.medae_ha / (18 * 24 * pixel_ha) * 100
+        assert lo * (1 - 1e-12) <= e.medae_pct_cell <= hi * (1 + 1e-12), r.name  # equal up to rounding
     b = vt.benchmark
     for r in vt.models:
         assert r.passes_fit == (r.fit.medae_ha < b.fit.medae_ha)
@@ -259,6 +261,78 @@ def test_decision_value_recomputed_from_the_files(evaluated, synthetic_run):
     assert plan.realised_vs_threshold == pytest.approx(plan.realised_cost / thr.realised_cost)
     # the decide stage's plan minimises the expected cost under the map's probabilities (no budgets here)
     assert plan.expected_cost <= min(r.expected_cost for r in m.decision_value.rules) * (1 + 1e-9)
+
+
+def test_baselines_scored_on_the_same_pixels_as_the_map(evaluated, synthetic_run):
+    """GLM and GBM fitted on the training chips, scored on every forest pixel of the forecast (no value →
+    probability 0), through VT0007 and the decision value, and the map's margin over the best of them."""
+    from geo_risk.baselines import fit_and_score_run
+    from geo_risk.decide import Budget, solve
+
+    m, paths, fc, _ = evaluated
+    pop = _population(fc)
+    label = fc["label"].values[pop].astype(np.int64)
+    maps = fit_and_score_run(paths.root, seed=synthetic_run.cfg.train.seed)  # the same sample, seeds and fits
+    cards = {c.name: c for c in m.scorecards}
+    names = {"glm": "GLM baseline (forestatrisk, no iCAR)", "gbm": "gradient-boosting baseline (HistGBM)"}
+    assert [f.name for f in m.baselines.fitted] == ["glm", "gbm"]
+    assert m.baselines.train_pixels == maps.fitted.train_pixels and m.baselines.val_pixels == maps.fitted.val_pixels
+    assert m.baselines.seconds >= m.baselines.score_seconds > 0
+    valid = fc["valid"].values.astype(bool)[pop]
+    for key, name in names.items():
+        p = maps[key][pop].astype(np.float64)
+        assert np.isfinite(p[valid]).all() and np.isnan(p[~valid]).all()
+        p = np.nan_to_num(p, nan=0.0)
+        assert cards[name].auc == pytest.approx(roc_auc_score(label, p))
+        assert cards[name].mean_probability == pytest.approx(p.mean(), rel=1e-6)
+        assert cards[name].is_probability and 0 <= cards[name].brier <= 1
+    # the margin: AUC difference and AP ratio against the best baseline, MedAE ratio against the benchmark
+    g = m.margin_over_baselines
+    best_auc = max(names.values(), key=lambda n: cards[n].auc)
+    assert g.best_auc_baseline == best_auc
+    assert g.auc_difference == pytest.approx(cards["map (risk.tif)"].auc - cards[best_auc].auc)
+    best_ap = max(names.values(), key=lambda n: cards[n].ap)
+    assert g.ap_ratio == pytest.approx(cards["map (risk.tif)"].ap / cards[best_ap].ap)
+    vt = {r.name: r for r in m.vt0007.models}
+    bench = m.vt0007.benchmark.prediction.medae_ha
+    assert g.medae_ratio_vs_benchmark == pytest.approx(vt["map (risk.tif)"].prediction.medae_ha / bench)
+    assert g.best_baseline_medae_ratio_vs_benchmark == pytest.approx(
+        min(vt[n].prediction.medae_ha for n in names.values()) / bench)
+    for name in names.values():  # both VT0007 tests, each baseline with its own calibration-period map
+        assert vt[name].fit.n_cells == 16 and vt[name].passes == (vt[name].passes_fit and vt[name].passes_prediction)
+    # decision value: decide's planner (same cost matrix, same budgets) on each baseline's probabilities
+    cfg = synthetic_run.cfg
+    cost = np.array(cfg.decision.cost, dtype=np.float64)
+    budgets = [Budget(cfg.decision.actions.index(b.action), b.max_ha, 0.09, "ha") for b in cfg.decision.budgets
+               if b.max_ha is not None]
+    rules = {r.name: r for r in m.decision_value.rules}
+    for key, name in names.items():
+        p = np.nan_to_num(maps[key][pop].astype(np.float64), nan=0.0)
+        a = solve(p, cost, budgets).actions.astype(np.int64)
+        rule = [r for n, r in rules.items() if n.endswith(f"on the {name}")]
+        assert len(rule) == 1 and rule[0].realised_cost == pytest.approx(cost[a, label].sum())
+    page = paths.report.read_text(encoding="utf-8")
+    for text in ("Margin of the map over the best baseline", *names.values()):
+        assert text in page, text
+
+
+def test_baselines_can_be_skipped(source, synthetic_region, tmp_path):
+    from geo_risk.evaluate import run_evaluate
+
+    m = run_evaluate(_cfg(synthetic_region, _copy(source, tmp_path / "run"), baselines=[]))
+    assert m.baselines is None and m.margin_over_baselines is None
+    assert not any("baseline (" in c.name for c in m.scorecards)
+    assert [r.name for r in m.vt0007.models] == ["map (risk.tif)", "model before the zone projection"]
+
+
+def test_baselines_need_the_chip_store(source, synthetic_region, tmp_path):
+    from geo_risk.evaluate import run_evaluate
+
+    run = _copy(source, tmp_path / "run")
+    shutil.rmtree(RunPaths(run).chips)
+    with pytest.raises(InputDataError, match="evaluate.baselines: \\[\\] to skip"):
+        run_evaluate(_cfg(synthetic_region, run))
+    assert not RunPaths(run).metrics.exists()
 
 
 class _Checker(HTMLParser):

@@ -124,10 +124,35 @@ def _scores(m: Metrics, figs: dict[str, bytes]) -> str:
               "when the map flags as many pixels as were lost. Eco-weighted recall: share of the biomass-weighted "
               "loss among those pixels. ECE: 15 equal-width bins by default (evaluate.calibration_bins). The "
               "uncalibrated model is the same network with its logits multiplied back by T.</p>"
+            + _baselines(m)
             + _img(figs.get("roc_pr"), "ROC and precision-recall curves")
             + "<p>Reliability: observed loss rate against mean predicted probability, in bins of equal pixel count, "
               "before (uncalibrated) and after temperature scaling, and for the map after the zone projection.</p>"
             + _img(figs.get("reliability"), "reliability diagram"))
+
+
+def _baselines(m: Metrics) -> str:
+    """What the baselines are and the map's margin over the best of them."""
+    b, g = m.baselines, m.margin_over_baselines
+    if b is None:
+        return "<p class=\"muted\">No baselines (evaluate.baselines is empty).</p>"
+    fits = "; ".join(f"{escape(f.label)}: {len(f.bands)} covariates, {f.iterations} "
+                     f"{'rounds' if f.name == 'gbm' else 'iterations'}, fitted in {f.fit_seconds:.1f} s" for f in b.fitted)
+    out = (f"<p>Baselines (docs/baselines.md): per-pixel models without spatial context, fitted on "
+           f"{b.train_pixels:,} pixels of the training period's chips ({b.train_positives:,} lost; case-control "
+           f"sample, prior-corrected; the U-Net's covariates) and scored on exactly the same forest pixels as the map, "
+           f"a pixel without a value as probability 0. {fits}. Sampling, fitting and mapping them over both periods "
+           f"took {b.seconds:.1f} s.</p>")
+    if g is not None:
+        medae = ""
+        if math.isfinite(g.medae_ratio_vs_benchmark):
+            medae = (f"; VT0007 prediction-test MedAE <b>{g.medae_ratio_vs_benchmark:.2f}×</b> the distance-to-edge "
+                     f"benchmark's (best baseline, {escape(g.best_medae_baseline)}: "
+                     f"{_f(g.best_baseline_medae_ratio_vs_benchmark, 2)}×)")
+        out += (f"<p><b>Margin of the map over the best baseline</b>: AUC <b>{g.auc_difference:+.3f}</b> "
+                f"(against {escape(g.best_auc_baseline)}), average precision <b>{_f(g.ap_ratio, 3)}×</b> "
+                f"(against {escape(g.best_ap_baseline)}){medae}.</p>")
+    return out
 
 
 def _err_cells(e: CellErrors | None) -> list[str]:

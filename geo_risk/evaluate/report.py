@@ -30,7 +30,8 @@ import rasterio
 from scipy.special import expit, logit
 
 from geo_risk.artifacts import (
-    Coverage, Metrics, ReliabilityCurve, RiskTags, ScoreCard, Scores, ZoneMetrics, read_zone_table,
+    BaselineFit, BaselineMargin, BaselinesRun, Coverage, Metrics, ReliabilityCurve, RiskTags, ScoreCard, Scores,
+    Vt0007Metrics, ZoneMetrics, read_zone_table,
 )
 from geo_risk.config import RunConfig
 from geo_risk.export import true_values
@@ -63,6 +64,12 @@ MODEL = "model before the zone projection"
 UNCALIBRATED = "model, uncalibrated (logit × T)"
 BENCHMARK = "VT0007 benchmark (distance classes)"
 DISTANCE = "distance to forest edge (rank only)"
+#: the baselines' names in the tables (geo_risk.baselines, evaluate.baselines)
+BASELINE_LABELS = {
+    "distance_to_edge": "distance-to-edge baseline (logistic curve)",
+    "glm": "GLM baseline (forestatrisk, no iCAR)",
+    "gbm": "gradient-boosting baseline (HistGBM)",
+}
 #: probabilities are clipped to this before taking logits (float32 maps reach 0 and 1)
 _EPS = 1e-7
 
@@ -235,6 +242,71 @@ def calibration_period_logits(cfg: RunConfig) -> tuple[np.ndarray | None, str]:
         return np.asarray(out[0].compute(), dtype=np.float64), ""
 
 
+def baseline_maps(cfg: RunConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], BaselinesRun | None]:
+    """The baselines of ``evaluate.baselines`` fitted on the training chips (docs/baselines.md) and mapped
+    over the calibration (``train``) and forecast periods: label → (calibration, forecast) float32
+    probability maps, NaN off each period's valid pixels (the map's coverage rule).
+
+    Mapped block by block over the stack's chunks (:func:`geo_risk.baselines.score_baselines`, one
+    worker): only a block's valid pixels are normalised and predicted, so memory holds the output
+    maps and one block of covariates, never whole-grid copies of the covariates.
+    """
+    ec = cfg.evaluate
+    if not ec.baselines:
+        return {}, None
+    from geo_risk.baselines import fit_run_baselines, score_baselines
+
+    paths = RunPaths(cfg.run_dir)
+    if not paths.chips.exists():
+        raise InputDataError(f"evaluate.baselines {ec.baselines} are fitted on the chip store {paths.chips}, which is "
+                             "missing — run `geo-risk tile CONFIG`, or set evaluate.baselines: [] to skip them")
+    t0 = time.perf_counter()
+    fitted = fit_run_baselines(paths, max_pixels=ec.baseline_max_pixels, seed=cfg.train.seed, names=ec.baselines)
+    stack = open_store(paths.stack, "layer stack")
+    t1 = time.perf_counter()
+    with dask.config.set(scheduler="threads", num_workers=1):
+        cal = score_baselines(fitted, stack.sel(period="train")).values
+        cnf = score_baselines(fitted, stack.sel(period="forecast")).values
+    t2 = time.perf_counter()
+    maps = {BASELINE_LABELS[n]: (cal[i], cnf[i]) for i, n in enumerate(fitted.names)}
+    run = BaselinesRun(
+        train_pixels=fitted.train_pixels, train_positives=fitted.train_positives, val_pixels=fitted.val_pixels,
+        max_pixels=ec.baseline_max_pixels, seed=fitted.seed,
+        fitted=[BaselineFit(n, BASELINE_LABELS[n], list(m.bands), m.iterations, m.fit_seconds)
+                for n, m in fitted.models.items()],
+        seconds=t2 - t0, score_seconds=t2 - t1)
+    log.info("evaluate: baselines %s fitted on %d training pixels and mapped over both periods in %.1f s (maps %.1f s)",
+             ", ".join(fitted.names), fitted.train_pixels, run.seconds, run.score_seconds)
+    return maps, run
+
+
+def margin_over_baselines(cards: list[ScoreCard], baselines: list[str], vt: Vt0007Metrics | None,
+                          model: str = MAP) -> BaselineMargin | None:
+    """The ``model`` scorecard against the best of ``baselines`` (scorecard names): AUC difference, AP
+    ratio, and VT0007 prediction-test MedAE as a ratio of the benchmark's (NaN when not validated)."""
+    card = {c.name: c for c in cards}
+    if not baselines or model not in card:
+        return None
+    m = card[model]
+    best_auc = max(baselines, key=lambda n: card[n].auc)
+    best_ap = max(baselines, key=lambda n: card[n].ap)
+    nan = float("nan")
+    ratio, best_medae, best_ratio = nan, "", nan
+    if vt is not None and vt.benchmark is not None and not vt.skipped:
+        ref = vt.benchmark.prediction.medae_ha
+        rows = {r.name: r.prediction.medae_ha for r in vt.models if r.prediction.n_cells}
+        if ref > 0:
+            ratio = rows.get(model, nan) / ref
+            have = [n for n in baselines if n in rows]
+            if have:
+                best_medae = min(have, key=lambda n: rows[n])
+                best_ratio = rows[best_medae] / ref
+    return BaselineMargin(model=model, best_auc_baseline=best_auc, auc_difference=m.auc - card[best_auc].auc,
+                          best_ap_baseline=best_ap, ap_ratio=m.ap / card[best_ap].ap if card[best_ap].ap > 0 else nan,
+                          medae_ratio_vs_benchmark=ratio, best_medae_baseline=best_medae,
+                          best_baseline_medae_ratio_vs_benchmark=best_ratio)
+
+
 def run_evaluate(cfg: RunConfig) -> Metrics:
     """Evaluate the run's forecast; write metrics.json, report.html and the files beside it."""
     t0 = time.perf_counter()
@@ -288,6 +360,10 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     pairs = [MapPair(MAP, p_cal_map, np.where(has_value, x.risk, np.nan), why)]
     if projected:
         pairs.append(MapPair(MODEL, p_cal_model, np.where(has_value, p_model2d, np.nan), why))
+    # the baselines: fitted on the training chips, mapped over both periods, the map's coverage rule
+    base, base_run = baseline_maps(cfg)
+    for name, (b_cal, b_cnf) in base.items():
+        pairs.append(MapPair(name, np.where(x.valid_cal, b_cal, np.nan), np.where(pop, b_cnf, np.nan)))
     vt_run = run_vt0007(cal, cnf, bench, pairs, cells=cells, cells_label=cells_label, pixel_area_ha=x.pixel_area_ha,
                         expected_ha_per_yr=ec.expected_ha_per_yr, min_forest_fraction=ec.min_forest_fraction,
                         cell_size_m=ec.cell_size_m, zones=zones_vt)
@@ -297,6 +373,10 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     if projected:
         probs[MODEL] = p_model2d[pop]
     probs[UNCALIBRATED] = p_uncal2d[pop]
+    for name, (_, b_cnf) in base.items():  # no value (off the valid pixels): probability 0, as for the map
+        b = b_cnf[pop]
+        probs[name] = np.where(np.isfinite(b), b, 0.0).astype(np.float64)
+    del base
     probs[BENCHMARK] = p_bench2d[pop]
     cards = [scorecard(n, p, label, eco, ec.calibration_bins) for n, p in probs.items()]
     cards.append(scorecard(DISTANCE, dist_rank, label, eco, ec.calibration_bins, is_probability=False))
@@ -332,7 +412,9 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
                               confidence=ec.confidence, seed=ec.seed)
     pop_probs = {"the map, no budgets": None, **({"the model before the zone projection": probs[MODEL]}
                                                   if projected else {}),
-                 "the uncalibrated model": probs[UNCALIBRATED], "the VT0007 benchmark": probs[BENCHMARK]}
+                 "the uncalibrated model": probs[UNCALIBRATED],
+                 **{f"the {name}": probs[name] for name in BASELINE_LABELS.values() if name in probs},
+                 "the VT0007 benchmark": probs[BENCHMARK]}
     value = _decision_value(cfg, actions2d[pop], p_map2d[pop], label.astype(bool), pop_probs, x.pixel_area_ha)
 
     card = {c.name: c for c in cards}
@@ -342,11 +424,15 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         baseline_distance_to_edge=Scores(card[DISTANCE].auc, card[DISTANCE].ap,
                                          card[DISTANCE].eco_weighted_recall_at_observed_rate),
         zones=zm, coverage=coverage, scorecards=cards, reliability=curves, vt0007=vt_run.metrics,
-        fairness=fairness, decision_value=value)
+        fairness=fairness, decision_value=value, baselines=base_run,
+        margin_over_baselines=margin_over_baselines(cards, [n for n in BASELINE_LABELS.values() if n in probs],
+                                                    vt_run.metrics))
 
     # figures, report and files, renamed into place together
     figs = {
-        "roc_pr": figures.roc_pr({n: (dist_rank if n == DISTANCE else probs[n]) for n in (MAP, BENCHMARK, DISTANCE)},
+        "roc_pr": figures.roc_pr({n: (dist_rank if n == DISTANCE else probs[n])
+                                  for n in (MAP, *[b for b in BASELINE_LABELS.values() if b in probs], BENCHMARK,
+                                            DISTANCE)},
                                  label, {c.name: (c.auc, c.ap) for c in cards}),
         "reliability": figures.reliability(curves, float(label.mean())),
         "maps": figures.thumbnails(np.where(pop, p_map2d, np.nan), x.decision, vt_run.density_ha_per_pixel_yr,
@@ -480,6 +566,14 @@ def _log(m: Metrics, secs: float, paths: RunPaths) -> None:
     log.info("evaluate: forecast %s AUC %.3f AP %.3f | distance-to-edge baseline AUC %.3f AP %.3f | %s",
              m.period, m.model.auc, m.model.ap, m.baseline_distance_to_edge.auc, m.baseline_distance_to_edge.ap,
              f"zone-mean risk std {z.mean_risk_std:.4f} over {z.count} zones" if z.count else "no zones")
+    for c in m.scorecards:
+        if c.name in BASELINE_LABELS.values():
+            log.info("evaluate: %s AUC %.3f AP %.3f", c.name, c.auc, c.ap)
+    g = m.margin_over_baselines
+    if g is not None:
+        log.info("evaluate: margin over the best baseline — AUC %+.3f (%s), AP ×%.2f (%s), prediction MedAE %.2f× the "
+                 "benchmark's (best baseline %.2f×)", g.auc_difference, g.best_auc_baseline, g.ap_ratio,
+                 g.best_ap_baseline, g.medae_ratio_vs_benchmark, g.best_baseline_medae_ratio_vs_benchmark)
     vt = m.vt0007
     if vt is not None and not vt.skipped and vt.benchmark is not None:
         for row in [vt.benchmark, *vt.models]:
