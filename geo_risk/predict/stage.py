@@ -127,8 +127,9 @@ def _run_predict(cfg: RunConfig, client) -> PredictResult:
                                                   sample_px=pc.fit_sample_px)
         scored = (valid > 0) & da.isfinite(logit)
         if not bool(scored.any().compute()):
-            raise InputDataError(f"the forecast period of {paths.stack} has no valid pixel to predict — check "
-                                 "periods.forecast.forest_codes and the inputs' nodata (run `geo-risk tile` again)")
+            raise InputDataError(f"the forecast period of {paths.stack} has no valid pixel to predict — check that "
+                                 "layers.forest_change holds forest in periods.forecast.start_year inside the outline, "
+                                 "and the inputs' nodata; then run `geo-risk tile` again")
         prob = da.where(scored, da.map_blocks(lambda lg, z: expit(lg + offsets[z.astype(np.int64)]), logit, zone,
                                               dtype=np.float32), np.nan).astype(np.float32)
         unc = da.where(scored, spread, np.nan).astype(np.float32)
