@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from geo_risk.evaluate.audit import ZoneInputs, block_ids, gap_summaries, zone_audit
+from geo_risk.evaluate.audit import ZoneInputs, block_ids, zone_audit, zone_frame
 from geo_risk.evaluate.metrics import (
     brier_score,
     expected_calibration_error,
@@ -164,9 +164,36 @@ def test_zone_audit_block_bootstrap_interval():
     assert repr(a) == repr(b)  # (NaN intervals: == would be False)
 
 
+def test_zone_frame_is_fairlearn_metricframe_over_block_sums_equal_to_per_pixel():
+    """The bookkeeping is fairlearn's MetricFrame; over (zone, block) sums it gives exactly what a
+    MetricFrame over the pixels gives (ratios of sums), and its difference/ratio are the summaries."""
+    from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
+
+    x = _audit_inputs()
+    a = zone_audit(x, {}, min_zone_pixels=2, pixel_area_ha=1.0, flagged_actions=["p"], replicates=0)
+    # per pixel, with fairlearn's own FNR / FPR (zone 3 left out: one pixel, not counted)
+    keep = x.zone < 3
+    per_pixel = MetricFrame(metrics={"fnr": false_negative_rate, "fpr": false_positive_rate},
+                            y_true=x.lost[keep].astype(int), y_pred=x.flagged[keep].astype(int),
+                            sensitive_features=x.zone[keep])
+    for r in a.zones[:2]:
+        assert r.fnr.value == pytest.approx(per_pixel.by_group.loc[r.zone_id, "fnr"])
+        assert r.fpr.value == pytest.approx(per_pixel.by_group.loc[r.zone_id, "fpr"])
+    s = {g.metric: g for g in a.summaries}
+    assert s["fnr"].max_minus_min == pytest.approx(float(per_pixel.difference()["fnr"]))  # 0.5 − 0
+    # zone_frame on hand-made sums: zone 1 rows (n, lost, …) = (2, 1, …) and (2, 0, …); zone 2 uncounted
+    sums = np.array([[2, 1, 0.6, 0.6, 1, 1], [2, 0, 0.2, 0.2, 0, 0], [5, 5, 1, 1, 0, 0]], dtype=float)
+    f = zone_frame(sums, np.array([1, 1, 2]), np.array([True, True, False]))
+    assert isinstance(f, MetricFrame)
+    row = f.by_group.loc[(True, 1)]
+    assert (row["forest_pixels"], row["observed_loss_rate"], row["fnr"], row["fpr"]) == (4, 0.25, 0.0, 1 / 3)
+    assert row["mean_risk_map"] == pytest.approx(0.2) and row["flagged_pixels"] == 2
+    assert f.by_group.loc[(False, 2), "observed_loss_rate"] == 1.0 and math.isnan(f.by_group.loc[(False, 2), "fpr"])
+
+
 def test_gap_summaries_skip_uncounted_and_nan():
     a = zone_audit(_audit_inputs(), {}, min_zone_pixels=1, pixel_area_ha=1.0, flagged_actions=["p"], replicates=0)
-    s = {g.metric: g for g in gap_summaries(a.zones)}
+    s = {g.metric: g for g in a.summaries}
     # zone 3 now counts: observed rates 0.25, 0.5, 0; FNR NaN in zone 3 (no loss) is left out
     assert s["observed_loss_rate"].max_minus_min == 0.5 and math.isnan(s["observed_loss_rate"].max_over_min)
     assert s["fnr"].max_minus_min == 0.5
