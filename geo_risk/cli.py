@@ -215,8 +215,22 @@ def _stage_command(target: str, doc: str):
     return command
 
 
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue from the run folder's train_state.pt (written every epoch, and every "
+    "train.checkpoint_every_steps steps) exactly where an interrupted run stopped; refused when it was written "
+    "with another config or band set.")]
+
+
+def train_command(config: ConfigArg = None, set_: SetOpt = None, out: OutOpt = None, verbose: VerboseOpt = False,
+                  resume: ResumeOpt = False):
+    """Train the segmentation model with the composite loss on the chips; calibrate; write model.pt.
+    Several processes or GPUs: torchrun --nproc_per_node=N -m geo_risk train CONFIG (docs/training.md)."""
+    _guard(lambda: importlib.import_module("geo_risk.train").run_train(_setup(config, set_, out, verbose),
+                                                                       resume=resume))
+
+
 for _name, _target, _doc in STAGES:
-    app.command(_name)(_stage_command(_target, _doc))
+    app.command(_name)(train_command if _name == "train" else _stage_command(_target, _doc))
 
 
 @app.command()

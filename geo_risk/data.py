@@ -38,6 +38,10 @@ class ChipDataset(Dataset):
 
     Reads each chip straight from Zarr (milliseconds per chip), so the loader can stay in the
     main process: on small CPU machines worker processes would only compete with the model.
+
+    Augmentation (``augment``) draws chip ``j``'s dihedral transform from a generator seeded with
+    (seed, epoch, j): the same in any order, in any DataLoader worker and after a resume. Call
+    :meth:`set_epoch` at the start of each epoch (the trainer does) so each epoch draws anew.
     """
 
     def __init__(self, path: Path, split: str, augment: bool = False, seed: int = 0):
@@ -53,10 +57,19 @@ class ChipDataset(Dataset):
         splits = np.asarray(self.group["split"][:]).astype(str)
         self.indices = np.flatnonzero(splits == split)
         if self.indices.size == 0:
+            counts = {str(k): int(v) for k, v in zip(*np.unique(splits, return_counts=True))}
             raise ChipStoreError(
-                f"chip store {path} holds no '{split}' chips — re-run `geo-risk tile` with more chips")
+                f"chip store {path} holds no '{split}' chips (it holds {counts or 'no chips at all'}) — re-run "
+                f"`geo-risk tile` with more chips: raise chips.max_chips, lower chips.min_valid_fraction, "
+                f"chips.stride_px or chips.size_px, or change chips.val_fraction (the share of blocks held out "
+                f"for validation), chips.block_size_px or chips.buffer_px")
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the augmentation of ``epoch`` (a pure function of seed, epoch and chip)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -67,7 +80,8 @@ class ChipDataset(Dataset):
         image = normalise(g["image"][j], self.bands, self.stats)
         arrays = [image, g["label"][j][None], g["valid"][j][None], g["eco"][j][None], g["zone"][j][None]]
         if self.augment:
-            arrays = d4(arrays, int(self.rng.integers(4)), bool(self.rng.integers(2)))
+            k, flip = np.random.default_rng((self.seed, self.epoch, j)).integers(0, [4, 2])
+            arrays = d4(arrays, int(k), bool(flip))
         image, label, valid, eco, zone = arrays
         return Sample(
             torch.from_numpy(image),

@@ -13,19 +13,43 @@ from geo_risk_errors import CheckpointError, ConfigError
 from tiles.atomic import atomic_file
 
 
+def architectures() -> list[str]:
+    """The segmentation-models-pytorch architecture classes ``model.arch`` accepts."""
+    base = smp.base.SegmentationModel
+    return sorted(n for n in dir(smp) if isinstance(getattr(smp, n), type) and issubclass(getattr(smp, n), base)
+                  and getattr(smp, n) is not base)
+
+
 def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
     """A segmentation-models-pytorch network with one output logit per pixel.
 
+    ``model.arch`` names any smp architecture class (Unet, UnetPlusPlus, FPN, DeepLabV3Plus, …) and
+    ``model.encoder`` any smp encoder; an unknown one is a ConfigError listing the valid names.
     ``encoder_weights`` is None by default: nothing is downloaded unless the config asks for
     pretrained weights (e.g. "imagenet", which needs network access the first time).
     """
+    archs = architectures()
+    if cfg.arch not in archs:
+        raise ConfigError(f"model.arch: unknown architecture '{cfg.arch}' — use one of {', '.join(archs)} "
+                          "(segmentation_models_pytorch's architectures)")
+    encoders = smp.encoders.get_encoder_names()
+    if cfg.encoder not in encoders and not cfg.encoder.startswith("tu-"):
+        raise ConfigError(f"model.encoder: unknown encoder '{cfg.encoder}' — use one of {', '.join(encoders)} "
+                          "(segmentation_models_pytorch.encoders.get_encoder_names(); timm encoders as 'tu-NAME')")
     try:
-        cls = getattr(smp, cfg.arch)
-        return cls(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, in_channels=in_channels, classes=1)
-    except (KeyError, ValueError) as e:
+        return getattr(smp, cfg.arch)(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights,
+                                      in_channels=in_channels, classes=1)
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(
-            f"model.encoder: cannot build {cfg.arch} with encoder '{cfg.encoder}' ({e}) — pick an encoder listed by "
-            "segmentation_models_pytorch.encoders.get_encoder_names()") from e
+            f"model: cannot build {cfg.arch} with encoder '{cfg.encoder}' and encoder_weights "
+            f"{cfg.encoder_weights!r} ({e}) — pick another model.encoder (not every encoder suits every "
+            "architecture, e.g. DPT needs a timm ViT) or encoder_weights: null") from e
+
+
+def input_multiple(model: torch.nn.Module) -> int:
+    """The side a model's input must be a multiple of (its encoder's output stride, 32 for a depth-5
+    resnet U-Net; 16 for DeepLabV3Plus; 8 for DeepLabV3 and PSPNet)."""
+    return int(getattr(getattr(model, "encoder", None), "output_stride", 32) or 32)
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: CheckpointMeta) -> None:
