@@ -443,6 +443,25 @@ def test_refuses_a_period_without_labels(source, synthetic_region, tmp_path):
         run_evaluate(_cfg(synthetic_region, run))
 
 
+def test_refuses_a_calibration_period_without_labels(source, synthetic_region, tmp_path):
+    from geo_risk.evaluate import run_evaluate
+
+    run = _broken(source, tmp_path)
+    _edit_stack(run, "label", lambda a: np.concatenate([np.zeros_like(a[:1]), a[1:]]))  # no loss in 2005–10
+    with pytest.raises(InputDataError, match="calibration period 2005-2010 \\(periods.train\\) has no observed forest "
+                                             "loss.*periods.train"):
+        run_evaluate(_cfg(synthetic_region, run))
+    assert not RunPaths(run).metrics.exists() and not RunPaths(run).report.exists()
+
+
+@pytest.mark.parametrize("bad, message", [(["glm", "glm"], "lists a baseline twice"), (["rf"], "baselines")])
+def test_refuses_bad_baseline_settings(synthetic_region, tmp_path, bad, message):
+    from geo_risk_errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        synthetic_config(synthetic_region, tmp_path / "run", evaluate={"baselines": bad})
+
+
 def test_refuses_zones_that_miss_the_forest(source, synthetic_region, tmp_path):
     from geo_risk.evaluate import run_evaluate
 
