@@ -335,6 +335,18 @@ class ChipsConfig(_Strict):
     buffer_px: int = Field(64, ge=0)
     max_chips: int | None = Field(None, ge=2)
     seed: int = 0
+    # blocked test split: blocks drawn after validation's, kept buffer_px from train and validation chips
+    test_fraction: float = Field(0.0, ge=0, lt=1)
+    # positive-aware sampling: every chip with a loss pixel is kept, this share of the chips without
+    # (seeded); their weight 1/negative_keep is recorded in the chip index and store for re-weighting
+    negative_keep: float = Field(1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _held_out(self) -> ChipsConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"val_fraction {self.val_fraction:g} + test_fraction {self.test_fraction:g} leave no "
+                             "chip to train on — keep their sum below 1 (e.g. 0.2 + 0.1)")
+        return self
 
 
 #: the form of a distributed scheduler's address: tcp://host:port (or tls://); host a name, IPv4 or [IPv6]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -9,13 +11,14 @@ from pathlib import Path
 
 from geo_risk.config import RunConfig
 from geo_risk.paths import RunPaths
-from tiles.errors import ChipLayoutError
+from geo_risk_errors import GeoRiskError
 from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
                                  period_codes, prodes_table)
 from tiles.stack import EcoPolygons, GridSpec, RasterInput
 from tiles.vectors import VectorSource
-from tiles.atomic import atomic_dir
+from tiles.atomic import atomic_dir, clean_stale
+from tiles.store import check_split
 from tiles.scheduler import check_workers_see, use_scheduler
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ class TileResult:
     num_val: int
     num_buffer: int
     bands: list[str]
+    num_test: int = 0
+    reused: bool = False  # the tiles already there were reused (config and inputs unchanged)
 
 
 def forest_change_spec(cfg: RunConfig) -> ForestChangeSpec:
@@ -105,22 +110,99 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
     )
 
 
+#: stack and chip-store attribute holding :func:`tiling_hash`
+HASH_ATTR = "tiling_hash"
+
+
+def _input_files(cfg: RunConfig) -> list[Path]:
+    """Every file the tile stage reads: the layers' and the reference grid's, with a Shapefile's sidecars
+    (same stem) and the files inside a folder input."""
+    named = [cfg.data_path(p) for p in cfg.layers.paths()]
+    if cfg.grid.reference is not None:
+        named.append(cfg.data_path(cfg.grid.reference))
+    if cfg.grid.aoi is not None:
+        named.append(cfg.data_path(cfg.grid.aoi.path))
+    files = set()
+    for p in named:
+        files.add(p)
+        if p.suffix.lower() == ".shp" and p.parent.is_dir():
+            files.update(q for q in p.parent.glob(f"{p.stem}.*") if q.stem == p.stem)
+        elif p.is_dir():
+            files.update(q for q in p.rglob("*") if q.is_file())
+    return sorted(files)
+
+
+def tiling_hash(cfg: RunConfig) -> str:
+    """SHA-256 of what the tiles depend on: the grid, layers, periods and chips settings, the store format,
+    and each input file's resolved path, size and modification time (a file replaced or touched counts as
+    changed). Not ``dask`` (every scheduler gives the same tiles) nor the later stages' settings."""
+    from tiles.store import STORE_FORMAT
+
+    def stat(p: Path):
+        try:
+            s = p.stat()
+            return [str(p.resolve()), s.st_size, s.st_mtime_ns]
+        except OSError:
+            return [str(p), None, None]
+
+    what = {
+        "settings": cfg.model_dump(mode="json", include={"grid", "layers", "periods", "chips"}),
+        "data_dir": str(Path(cfg.data_dir).resolve()),
+        "store_format": STORE_FORMAT,
+        "inputs": [stat(p) for p in _input_files(cfg)],
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def reusable_tiles(cfg: RunConfig, key: str) -> TileResult | None:
+    """The tiles already in the run folder when they were made from this ``key`` (:func:`tiling_hash`), else None."""
+    paths = RunPaths(cfg.run_dir)
+    if not (paths.stack.is_dir() and paths.chips.is_dir() and (paths.chips / "index.parquet").is_file()):
+        return None
+    if cfg.layers.zones is not None and not paths.zones.is_file():
+        return None
+    try:
+        stack, chips = open_store(paths.stack, "layer stack"), open_store(paths.chips, "chip store")
+    except GeoRiskError:
+        return None
+    if stack.attrs.get(HASH_ATTR) != key or chips.attrs.get(HASH_ATTR) != key:
+        return None
+    counts = chips.attrs.get("split_counts", {})
+    return TileResult(paths.stack, paths.chips, paths.zones if cfg.layers.zones is not None else None,
+                      int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)),
+                      [str(b) for b in stack.band.values], int(counts.get("test", 0)), reused=True)
+
+
 def run_tile(cfg: RunConfig, force: bool = False) -> TileResult:
-    """Build and write the stack, the zone polygons and the chip store of the training period.
+    """Build and write the stack, the zone polygons and the chip store of the training period — or reuse
+    ``<run>/tiles`` when it was made from the same settings and input files (:func:`tiling_hash`), unless
+    ``force``.
 
     Everything is staged in a temporary folder that becomes ``<run>/tiles`` only when all of it
     succeeded, so a failure (e.g. too few chips) leaves no partial tiles behind. The dask work runs
     on ``cfg.dask``'s scheduler (tiles/scheduler.py), whose workers must see the run and data folders.
     """
     paths = RunPaths(cfg.run_dir)
+    key = tiling_hash(cfg)
+    if paths.root.is_dir():
+        clean_stale(paths.tiles)  # a killed writer's staging folder goes, whether or not the tiles are rebuilt
+    if paths.tiles.is_dir():
+        reused = None if force else reusable_tiles(cfg, key)
+        if reused is not None:
+            log.info("tile: reusing tiles/ (config unchanged): %d train, %d val%s chips in %s — --force rebuilds it",
+                     reused.num_train, reused.num_val, f", {reused.num_test} test" if reused.num_test else "",
+                     paths.tiles)
+            return reused
+        log.info("tile: rebuilding tiles/ (%s)", "--force" if force else "its settings or input files changed")
     with use_scheduler(cfg.dask) as client:
         check_workers_see(client, paths.root, [cfg.data_path(p) for p in cfg.layers.paths()])
-        return _tile(cfg, paths)
+        return _tile(cfg, paths, key)
 
 
-def _tile(cfg: RunConfig, paths: RunPaths) -> TileResult:
+def _tile(cfg: RunConfig, paths: RunPaths, key: str) -> TileResult:
     t0 = time.perf_counter()
     ds, zones = build_stack(stack_spec(cfg))
+    ds = ds.assign_attrs({HASH_ATTR: key})
     log.info("tile: stack of %d bands × 2 periods on a %d×%d grid; computing…",
              ds.sizes["band"], ds.sizes["y"], ds.sizes["x"])
     c = cfg.chips
@@ -131,17 +213,21 @@ def _tile(cfg: RunConfig, paths: RunPaths) -> TileResult:
             zones.to_file(staging / paths.zones_dir.name / paths.zones.name, driver="GPKG")
         stack = open_store(staging / paths.stack.name, "layer stack")
         index = chip_index(stack, "train", c.size_px, c.stride_px, c.min_valid_fraction, c.block_size_px,
-                           c.val_fraction, c.buffer_px, c.seed, c.max_chips)
-        counts = index.split.value_counts()
-        if counts.get("val", 0) == 0 or counts.get("train", 0) == 0:
-            raise ChipLayoutError(
-                f"the blocked split left {counts.get('train', 0)} train and {counts.get('val', 0)} validation "
-                "chips — lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips"
-            )
-        write_chip_store(stack, "train", index, staging / paths.chips.name, c.size_px)
+                           c.val_fraction, c.buffer_px, c.seed, c.max_chips, c.negative_keep, c.test_fraction)
+        sampling = dict(index.attrs.get("sampling", {}))
+        counts = check_split(index, c.test_fraction)
+        if c.negative_keep < 1:
+            log.info("tile: positive-aware sampling kept all %d chips with loss and %d of the %d without (%.0f %%, "
+                     "weight %g each)", sampling["positive"], sampling["negative_kept"], sampling["negative"],
+                     100 * c.negative_keep, 1 / c.negative_keep)
+        write_chip_store(stack, "train", index, staging / paths.chips.name, c.size_px,
+                         attrs={HASH_ATTR: key, "split_counts": counts, "sampling": sampling,
+                                "test_fraction": c.test_fraction})
         bands = [str(b) for b in stack.band.values]
-    log.info("tile: %d train, %d val chips (%d dropped in buffers) of %d px in %.1f s → %s",
-             counts.get("train", 0), counts.get("val", 0), counts.get("buffer", 0), c.size_px,
+    log.info("tile: %d train, %d val%s chips (%d dropped in buffers) of %d px in %.1f s → %s",
+             counts.get("train", 0), counts.get("val", 0),
+             f", {counts.get('test', 0)} test" if counts.get("test", 0) else "", counts.get("buffer", 0), c.size_px,
              time.perf_counter() - t0, paths.tiles)
     return TileResult(paths.stack, paths.chips, paths.zones if zones is not None else None,
-                      int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("buffer", 0)), bands)
+                      counts.get("train", 0), counts.get("val", 0), counts.get("buffer", 0), bands,
+                      counts.get("test", 0))

@@ -127,3 +127,52 @@ def window_sums(mask: da.Array, rows: np.ndarray, cols: np.ndarray, size: int, s
     if other.size:
         out[other] = dask.compute(*[m[rows[i]:rows[i] + size, cols[i]:cols[i] + size].sum() for i in other])
     return out
+
+
+def _zone_cell_counts(zone: np.ndarray, mask: np.ndarray, stride: int, num_zones: int) -> np.ndarray:
+    """(cells_y, cells_x, num_zones) counts of ``mask`` pixels of each zone in each stride × stride cell."""
+    h, w = zone.shape
+    cy, cx = h // stride, w // stride
+    cell = (np.arange(h)[:, None] // stride) * cx + np.arange(w)[None, :] // stride
+    z = np.clip(zone.astype(np.int64), 0, num_zones - 1)
+    m = np.asarray(mask, dtype=bool)
+    counts = np.bincount((cell[m] * num_zones + z[m]).ravel(), minlength=cy * cx * num_zones)
+    return counts.reshape(cy, cx, num_zones).astype(np.int32)
+
+
+def window_zones(zone: da.Array, mask: da.Array, rows: np.ndarray, cols: np.ndarray, size: int, stride: int,
+                 num_zones: int) -> list[list[int]]:
+    """The zone ids (≥ 1; 0 is outside every zone) holding at least one set pixel of ``mask`` in each
+    ``size``² window at (rows, cols), without a whole-grid array: per-zone counts in stride × stride cells
+    (one pass; cells × zones int32, small), a summed-area table over them, and the windows off the stride
+    lattice (flush with the last row or column) read one by one."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    out: list[list[int]] = [[] for _ in rows]
+    if num_zones <= 1 or len(rows) == 0:
+        return out
+    z, m = da.asarray(zone), da.asarray(mask).astype(bool)
+    aligned = (rows % stride == 0) & (cols % stride == 0) & (size % stride == 0)
+    h, w = z.shape
+    if aligned.any():
+        step = stride * max(1, CHUNK_PX // stride)
+        hh, ww = h // stride * stride, w // stride * stride
+        zc, mc = z[:hh, :ww].rechunk(step), m[:hh, :ww].rechunk(step)
+        cells = da.map_blocks(_zone_cell_counts, zc, mc, stride=stride, num_zones=num_zones, new_axis=2,
+                              chunks=(tuple(c // stride for c in zc.chunks[0]),
+                                      tuple(c // stride for c in zc.chunks[1]), (num_zones,)),
+                              dtype=np.int32).compute()
+        sat = np.zeros((cells.shape[0] + 1, cells.shape[1] + 1, num_zones), dtype=np.int64)
+        sat[1:, 1:] = cells.cumsum(0).cumsum(1)
+        k = size // stride
+        idx = np.flatnonzero(aligned)
+        r, c = rows[idx] // stride, cols[idx] // stride
+        present = (sat[r + k, c + k] - sat[r, c + k] - sat[r + k, c] + sat[r, c]) > 0  # (windows, zones)
+        for i, p in zip(idx, present):
+            out[i] = [int(v) for v in np.flatnonzero(p) if v > 0]
+    other = np.flatnonzero(~aligned)
+    if other.size:
+        parts = dask.compute(*[da.where(m[rows[i]:rows[i] + size, cols[i]:cols[i] + size],
+                                        z[rows[i]:rows[i] + size, cols[i]:cols[i] + size], 0) for i in other])
+        for i, part in zip(other, parts):
+            out[i] = [int(v) for v in np.unique(part) if v > 0]
+    return out

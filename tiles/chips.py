@@ -38,13 +38,15 @@ def window_fractions(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, size:
 
 def blocked_split(
     rows: np.ndarray, cols: np.ndarray, size: int, block_size_px: int, val_fraction: float,
-    buffer_px: int, seed: int,
+    buffer_px: int, seed: int, test_fraction: float = 0.0,
 ) -> np.ndarray:
-    """Assign chips to 'train' / 'val' by spatial block, dropping train chips near val chips.
+    """Assign chips to 'train' / 'val' / 'test' by spatial block, dropping chips near a held-out set.
 
     A chip belongs to the block holding its centre. Blocks are drawn in a seeded random order into
-    validation until ``val_fraction`` of the chips are there. Train chips whose window comes closer
-    than ``buffer_px`` to a validation window are marked 'buffer' (neighbouring pixels leak).
+    validation until ``val_fraction`` of the chips are there, then (the same order going on) into
+    test until ``test_fraction`` are. Chips whose window comes closer than ``buffer_px`` to a window
+    of a set held out after theirs are marked 'buffer' (neighbouring pixels leak): train chips near
+    validation or test chips, validation chips near test chips.
     """
     n = len(rows)
     split = np.full(n, "train", dtype=object)
@@ -52,27 +54,58 @@ def blocked_split(
         return split
     block = (rows + size // 2) // block_size_px * 100_000 + (cols + size // 2) // block_size_px
     uniq = np.unique(block)
-    order = np.random.default_rng(seed).permutation(uniq)
-    taken = 0
-    for b in order:
-        if taken >= val_fraction * n:
-            break
-        sel = block == b
-        if taken + sel.sum() >= n:  # never put everything in validation
+    order = iter(np.random.default_rng(seed).permutation(uniq))
+    held = 0
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        taken = 0
+        for b in order:
+            if taken >= fraction * n:
+                break
+            sel = block == b
+            if held + sel.sum() >= n:  # never hold everything out: train keeps a block
+                continue
+            split[sel] = name
+            taken += sel.sum()
+            held += sel.sum()
+        else:
             continue
-        split[sel] = "val"
-        taken += sel.sum()
-    val = split == "val"
-    if val.any() and buffer_px >= 0:
-        vr, vc = rows[val], cols[val]
-        near = np.zeros(n, dtype=bool)
-        for lo in range(0, n, 1024):  # 1024 chips at a time: memory stays O(1024 × validation chips)
-            dr = np.abs(rows[lo:lo + 1024, None] - vr[None]) - size
-            dc = np.abs(cols[lo:lo + 1024, None] - vc[None]) - size
-            gap = np.hypot(np.maximum(dr, 0), np.maximum(dc, 0))
-            near[lo:lo + 1024] = ((gap < buffer_px) | ((dr < 0) & (dc < 0))).any(axis=1)
-        split[(~val) & near] = "buffer"
+        # the block that stopped the loop was not drawn: put it back for the next set
+        order = iter([b, *order])
+    if buffer_px >= 0:
+        for held_out, near_ones in (("test", ("train", "val")), ("val", ("train",))):
+            out = split == held_out
+            if not out.any():
+                continue
+            near = _near(rows, cols, rows[out], cols[out], size, buffer_px)
+            split[np.isin(split, near_ones) & near] = "buffer"
     return split
+
+
+def _near(rows: np.ndarray, cols: np.ndarray, hr: np.ndarray, hc: np.ndarray, size: int, buffer_px: int) -> np.ndarray:
+    """Whether each window comes closer than ``buffer_px`` to one of the windows at (hr, hc) (or overlaps it),
+    1024 windows at a time: memory stays O(1024 × held-out windows)."""
+    near = np.zeros(len(rows), dtype=bool)
+    for lo in range(0, len(rows), 1024):
+        dr = np.abs(rows[lo:lo + 1024, None] - hr[None]) - size
+        dc = np.abs(cols[lo:lo + 1024, None] - hc[None]) - size
+        gap = np.hypot(np.maximum(dr, 0), np.maximum(dc, 0))
+        near[lo:lo + 1024] = ((gap < buffer_px) | ((dr < 0) & (dc < 0))).any(axis=1)
+    return near
+
+
+def keep_positive_chips(positive: np.ndarray, negative_keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positive-aware sampling: every chip with a loss pixel (``positive``) is kept; a pure-negative chip is
+    kept with probability ``negative_keep`` (seeded). Returns (keep mask, weight of each kept chip: 1 for
+    positive chips, 1 / negative_keep for negative ones — what re-weights the sample to the population)."""
+    positive = np.asarray(positive, dtype=bool)
+    if not 0 < negative_keep <= 1:
+        raise ValueError(f"negative_keep {negative_keep} must lie in (0, 1]")
+    if negative_keep >= 1:
+        return np.ones(len(positive), dtype=bool), np.ones(len(positive), dtype=np.float32)
+    draw = np.random.default_rng([seed, 0x6E6567]).random(len(positive))  # its own stream: the split's is unchanged
+    keep = positive | (draw < negative_keep)
+    weight = np.where(positive, 1.0, 1.0 / negative_keep).astype(np.float32)
+    return keep, weight[keep]
 
 
 def band_transform(band: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import dask.array as da
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import xarray as xr
 from dask.diagnostics import ProgressBar
@@ -19,8 +20,8 @@ from dask.diagnostics import ProgressBar
 from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
 from tiles.errors import ChipLayoutError
-from tiles.blockwise import window_sums
-from tiles.chips import band_stats_lazy, blocked_split, chip_windows
+from tiles.blockwise import window_sums, window_zones
+from tiles.chips import band_stats_lazy, blocked_split, chip_windows, keep_positive_chips
 
 #: version of the stack and chip stores' layout, kept in their attrs as ``store_format``; bump when
 #: a variable, band or attribute changes meaning, so an older store is refused, not misread
@@ -83,10 +84,16 @@ def open_store(path: Path, what: str) -> xr.Dataset:
 def chip_index(
     stack: xr.Dataset, period: str, size: int, stride: int, min_valid_fraction: float,
     block_size_px: int, val_fraction: float, buffer_px: int, seed: int, max_chips: int | None = None,
+    negative_keep: float = 1.0, test_fraction: float = 0.0,
 ) -> gpd.GeoDataFrame:
-    """Chip windows of one period with enough valid pixels, split by spatial blocks.
+    """Chip windows of one period with enough valid pixels, sampled and split by spatial blocks.
 
-    The valid and positive fractions are counted without loading the grid (:func:`window_sums`).
+    Every chip with a loss pixel is kept; pure-negative chips are kept with probability ``negative_keep``
+    (seeded) and get the weight 1 / negative_keep (:func:`tiles.chips.keep_positive_chips`); then at most
+    ``max_chips`` are drawn uniformly. Columns: the window (``row_px``, ``col_px``), ``split`` (train, val,
+    test or buffer), ``valid_fraction``, ``positive_fraction``, ``weight``, ``zones`` (the zone ids ≥ 1 with
+    a valid pixel in the chip) and the footprint. Fractions and zones are counted without loading the grid
+    (:func:`window_sums`, :func:`window_zones`).
     """
     valid = da.asarray(stack["valid"].sel(period=period).data)
     label = da.asarray(stack["label"].sel(period=period).data) & valid
@@ -99,9 +106,6 @@ def chip_index(
     vfrac = window_sums(valid, rows, cols, size, stride) / float(size * size)
     keep = vfrac >= min_valid_fraction
     rows, cols, vfrac = rows[keep], cols[keep], vfrac[keep]
-    if max_chips is not None and len(rows) > max_chips:
-        pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_chips, replace=False))
-        rows, cols, vfrac = rows[pick], cols[pick], vfrac[pick]
     if len(rows) < 2:
         raise ChipLayoutError(
             f"only {len(rows)} chip(s) of {size} px have ≥ {min_valid_fraction:.0%} forest pixels inside the region in "
@@ -109,24 +113,64 @@ def chip_index(
             "chips.size_px"
         )
     pfrac = window_sums(label, rows, cols, size, stride) / float(size * size)
-    split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed)
+    keep, weight = keep_positive_chips(pfrac > 0, negative_keep, seed)
+    sampling = {"negative_keep": float(negative_keep), "candidates": int(len(rows)),
+                "positive": int((pfrac > 0).sum()), "negative": int((pfrac == 0).sum()),
+                "negative_kept": int((keep & (pfrac == 0)).sum())}
+    rows, cols, vfrac, pfrac = rows[keep], cols[keep], vfrac[keep], pfrac[keep]
+    if max_chips is not None and len(rows) > max_chips:
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_chips, replace=False))
+        rows, cols, vfrac, pfrac, weight = rows[pick], cols[pick], vfrac[pick], pfrac[pick], weight[pick]
+    if len(rows) < 2:
+        raise ChipLayoutError(
+            f"only {len(rows)} chip(s) of {size} px are left after keeping {negative_keep:.0%} of the chips without "
+            f"loss (period '{period}') — raise chips.negative_keep")
+    split = blocked_split(rows, cols, size, block_size_px, val_fraction, buffer_px, seed, test_fraction)
+    num_zones = int(stack.attrs.get("num_zones", 1))
+    zones = window_zones(stack["zone"].data, valid, rows, cols, size, stride, num_zones)
     t = stack.rio.transform()
     x0, y0 = t @ (cols, rows)
     x1, y1 = t @ (cols + size, rows + size)
-    return gpd.GeoDataFrame(
+    index = gpd.GeoDataFrame(
         {"row_px": rows, "col_px": cols, "split": split.astype(str), "valid_fraction": vfrac,
-         "positive_fraction": pfrac},
+         "positive_fraction": pfrac, "weight": weight.astype(np.float32),
+         "zones": pd.Series([np.asarray(z, dtype=np.int16) for z in zones], dtype=object)},
         geometry=shapely.box(x0, y1, x1, y0), crs=stack.rio.crs,
     )
+    index.attrs["sampling"] = sampling | {"max_chips": max_chips, "drawn": int(len(index))}
+    return index
 
 
-def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path, size: int) -> dict:
-    """Cut the chips of ``index`` (train/val only) out of ``stack`` into a Zarr store.
+def check_split(index: gpd.GeoDataFrame, test_fraction: float = 0.0) -> dict[str, int]:
+    """The chips per split; a set left empty is a ChipLayoutError naming the settings that fix it."""
+    counts = {str(k): int(v) for k, v in index.split.value_counts().items()}
+    wanted = ["train", "val"] + (["test"] if test_fraction > 0 else [])
+    words = {"train": "train", "val": "validation", "test": "test"}
+    empty = [words[s] for s in wanted if counts.get(s, 0) == 0]
+    if empty:
+        got = ", ".join(f"{counts.get(s, 0)} {words[s]}" for s in wanted[:-1]) + f" and {counts.get(wanted[-1], 0)} "
+        got += f"{words[wanted[-1]]} chips"
+        raise ChipLayoutError(
+            f"the blocked split left {got} ({counts.get('buffer', 0)} in buffers, of {len(index)}): no "
+            f"{' and no '.join(empty)} chip — lower chips.block_size_px or chips.buffer_px, or raise chips.max_chips "
+            "or chips.negative_keep" + (", or lower chips.val_fraction and chips.test_fraction" if "train" in empty
+                                        else ""))
+    return counts
 
-    The store carries its band list and per-band normalisation statistics (train chips only).
-    Returns those statistics.
+
+#: the splits whose chips go into the chip store (buffer chips are left out)
+STORED_SPLITS = ("train", "val", "test")
+
+
+def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path, size: int,
+                     attrs: dict | None = None) -> dict:
+    """Cut the chips of ``index`` (train, val and test; not buffer) out of ``stack`` into a Zarr store,
+    with ``index.parquet`` (GeoParquet, row i = chip i) beside them.
+
+    The store carries its band list, per-band normalisation statistics (train chips only), each chip's
+    ``split`` and sampling ``weight``, and ``attrs``. Returns the statistics.
     """
-    index = index[index.split.isin(["train", "val"])].reset_index(drop=True)
+    index = index[index.split.isin(STORED_SPLITS)].reset_index(drop=True)
     sel = stack.sel(period=period)
     windows = list(zip(index.row_px, index.col_px))
 
@@ -138,6 +182,7 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
     valid = cut(sel["valid"].data)
     train = np.flatnonzero(np.asarray(index.split == "train"))
     stats = band_stats_lazy(feats[train], valid[train], list(stack.band.values))
+    weight = index["weight"].to_numpy(np.float32) if "weight" in index else np.ones(len(index), dtype=np.float32)
     chips = xr.Dataset(
         {
             "image": (("chip", "band", "y", "x"), feats),
@@ -146,10 +191,11 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
             "eco": (("chip", "y", "x"), cut(sel["eco"].data)),
             "zone": (("chip", "y", "x"), cut(sel["zone"].data)),
             "split": (("chip",), index.split.to_numpy().astype(str)),
+            "weight": (("chip",), weight),
         },
         coords={"band": stack.band.values, "chip": np.arange(len(index))},
         attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": stats,
-               "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs)},
+               "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs), **(attrs or {})},
     )
     with atomic_dir(path) as tmp, ProgressBar(minimum=1.0):
         # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read
@@ -158,5 +204,6 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
         for lo in range(0, len(index), CHIP_BATCH):
             region = {"chip": slice(lo, min(lo + CHIP_BATCH, len(index)))}
             chips[per_chip].isel(region).drop_vars(["band"]).to_zarr(tmp, region=region, zarr_format=2)
+        index.attrs = {}  # pandas attrs are not GeoParquet metadata
         index.to_parquet(tmp / "index.parquet")
     return stats

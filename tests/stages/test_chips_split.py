@@ -93,7 +93,9 @@ def test_footprints_and_crs(index):
 def test_index_is_written_as_geoparquet_beside_the_chips(synthetic_chips, index):
     on_disk = gpd.read_parquet(synthetic_chips.store / "index.parquet")
     assert on_disk.crs == index.crs
-    kept = index[index.split != "buffer"].reset_index(drop=True)  # the store holds train and val only
-    assert list(on_disk.columns) == ["row_px", "col_px", "split", "valid_fraction", "positive_fraction", "geometry"]
-    assert on_disk.drop(columns="geometry").equals(kept.drop(columns="geometry"))
+    kept = index[index.split != "buffer"].reset_index(drop=True)  # the store holds train, val and test
+    assert list(on_disk.columns) == ["row_px", "col_px", "split", "valid_fraction", "positive_fraction", "weight",
+                                     "zones", "geometry"]
+    assert on_disk.drop(columns=["geometry", "zones"]).equals(kept.drop(columns=["geometry", "zones"]))
+    assert [list(z) for z in on_disk.zones] == [list(z) for z in kept.zones]
     assert on_disk.geometry.geom_equals(kept.geometry).all()
