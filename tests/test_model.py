@@ -34,8 +34,40 @@ def test_corrupt_checkpoint_says_retrain(tmp_path):
 def test_unknown_encoder_is_a_config_error():
     from geo_risk_errors import ConfigError
 
-    with pytest.raises(ConfigError, match="model.encoder.*resnet1800"):
+    with pytest.raises(ConfigError, match="model.encoder.*resnet1800.*resnet18, .*mobilenet_v2"):
         build_model(ModelConfig(encoder="resnet1800"), in_channels=3)
+
+
+def test_unknown_architecture_is_a_config_error_naming_the_valid_ones():
+    from geo_risk_errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.arch: unknown architecture 'UNet'.*DeepLabV3Plus, FPN.*Unet, "
+                                          r"UnetPlusPlus"):
+        build_model(ModelConfig(arch="UNet"), in_channels=3)
+    with pytest.raises(ConfigError, match=r"model\.arch: unknown architecture 'SegmentationModel'"):
+        build_model(ModelConfig(arch="SegmentationModel"), in_channels=3)
+
+
+#: each architecture's input multiple (its encoder's output stride with resnet18); all divide predict's 32 px lattice
+ARCHS = {"Unet": 32, "UnetPlusPlus": 32, "FPN": 32, "DeepLabV3Plus": 16}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_architecture_builds_and_maps_a_chip_to_one_logit_per_pixel(arch, tmp_path):
+    from geo_risk.model import input_multiple
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, encoder="resnet18"), in_channels=5).eval()
+    assert type(model).__name__ == arch
+    assert input_multiple(model) == ARCHS[arch] and 32 % input_multiple(model) == 0
+    with torch.no_grad():
+        for side in (128, 96):  # 96: on predict's 32 px lattice but not a power of two
+            out = model(torch.randn(1, 5, side, side))
+            assert out.shape == (1, 1, side, side) and torch.isfinite(out).all()
+    # and it round-trips through a checkpoint (load_checkpoint rebuilds it from the meta's model dict)
+    save_checkpoint(tmp_path / "m.pt", model, _meta(model=ModelConfig(arch=arch).model_dump(), bands=list("abcde")))
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert type(loaded).__name__ == arch and meta.model["arch"] == arch
 
 
 def test_checkpoint_of_an_older_version_is_refused_with_the_fix(tmp_path):

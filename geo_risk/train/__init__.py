@@ -237,7 +237,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
                 save(progress)
         val_metrics = _validate_everywhere(net, val_dl, criterion, device, ctx)
         n = max(1, progress["step"])
-        row = {"epoch": epoch, **{f"train_{k}": v / n for k, v in sums.items()}, **val_metrics}
+        row = {"epoch": epoch, **{f"train_{k}": v / n for k, v in ctx.mean(sums).items()}, **val_metrics}
         progress["rows"].append(row)
         if ctx.main:
             log.info("epoch %d: train loss %.4f (acc %.4f, eco %.4f, fair %.2e) | val loss %.4f AUC %.3f AP %.3f",

@@ -62,6 +62,14 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """The mean of each value over the ranks (the train loss logged for an epoch)."""
+        if not self.distributed:
+            return values
+        t = torch.tensor(list(values.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return dict(zip(values, (t / self.world).tolist()))
+
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
