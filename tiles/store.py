@@ -9,19 +9,21 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
+import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
+import zarr
 from dask.diagnostics import ProgressBar
 
 from geo_risk_errors import ChipStoreError
 from tiles.atomic import atomic_dir
 from tiles.errors import ChipLayoutError
 from tiles.blockwise import window_sums, window_zones
-from tiles.chips import band_stats_lazy, blocked_split, chip_windows, keep_positive_chips
+from tiles.chips import band_transform, blocked_split, chip_windows, keep_positive_chips
 
 #: version of the stack and chip stores' layout, kept in their attrs as ``store_format``; bump when
 #: a variable, band or attribute changes meaning, so an older store is refused, not misread
@@ -180,8 +182,8 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
 
     feats = cut(sel["features"].data)
     valid = cut(sel["valid"].data)
-    train = np.flatnonzero(np.asarray(index.split == "train"))
-    stats = band_stats_lazy(feats[train], valid[train], list(stack.band.values))
+    bands = [str(b) for b in stack.band.values]
+    is_train = np.asarray(index.split == "train")
     weight = index["weight"].to_numpy(np.float32) if "weight" in index else np.ones(len(index), dtype=np.float32)
     chips = xr.Dataset(
         {
@@ -194,16 +196,72 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
             "weight": (("chip",), weight),
         },
         coords={"band": stack.band.values, "chip": np.arange(len(index))},
-        attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": stats,
+        attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": {},
                "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs), **(attrs or {})},
     )
+    moments = BandMoments(bands)
     with atomic_dir(path) as tmp, ProgressBar(minimum=1.0):
-        # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read
+        # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read, once
+        # each — the batch's write and its train chips' band moments are one computation (one pass for the stats)
         chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)
         per_chip = [v for v in chips.data_vars if "chip" in chips[v].dims]
         for lo in range(0, len(index), CHIP_BATCH):
-            region = {"chip": slice(lo, min(lo + CHIP_BATCH, len(index)))}
-            chips[per_chip].isel(region).drop_vars(["band"]).to_zarr(tmp, region=region, zarr_format=2)
+            hi = min(lo + CHIP_BATCH, len(index))
+            region = {"chip": slice(lo, hi)}
+            write = chips[per_chip].isel(region).drop_vars(["band"]).to_zarr(tmp, region=region, zarr_format=2,
+                                                                              compute=False)
+            train = lo + np.flatnonzero(is_train[lo:hi])
+            if train.size:
+                _, part = dask.compute(write, moments.of(feats[train], valid[train]))
+                moments.add(*part)
+            else:
+                dask.compute(write)
+        stats = moments.stats()
+        group = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
+        group.attrs["band_stats"] = stats
+        zarr.consolidate_metadata(str(tmp), zarr_format=2)
         index.attrs = {}  # pandas attrs are not GeoParquet metadata
         index.to_parquet(tmp / "index.parquet")
     return stats
+
+
+class BandMoments:
+    """Per-band mean and standard deviation over valid pixels, after each band's transform
+    (:func:`tiles.chips.band_transform`), merged batch by batch (Chan et al.'s pairwise update): one pass
+    over the chips, float64, the same statistics as :func:`tiles.chips.band_stats` (population std, 1
+    for a constant band)."""
+
+    def __init__(self, bands: list[str]):
+        self.bands = list(bands)
+        self.log = np.array([band_transform(b) == "log1p" for b in self.bands])
+        self.n = 0.0
+        self.mean = np.zeros(len(self.bands))
+        self.m2 = np.zeros(len(self.bands))
+
+    def of(self, images: da.Array, valid: da.Array) -> tuple:
+        """Lazy (count, mean, M2) of a batch of (N, C, H, W) chips."""
+        v = images.astype(np.float64)
+        v = da.where(self.log[None, :, None, None], da.log1p(da.maximum(v, 0)), v)
+        m = valid.astype(bool)[:, None]
+        n = m.sum(dtype=np.float64)
+        mean = da.where(m, v, 0).sum(axis=(0, 2, 3)) / da.maximum(n, 1)
+        m2 = (da.where(m, v - mean[None, :, None, None], 0) ** 2).sum(axis=(0, 2, 3))
+        return n, mean, m2
+
+    def add(self, n, mean, m2) -> None:
+        n = float(n)
+        if n == 0:
+            return
+        total = self.n + n
+        delta = np.asarray(mean) - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + np.asarray(m2) + delta ** 2 * (self.n * n / total)
+        self.n = total
+
+    def stats(self) -> dict[str, dict]:
+        out = {}
+        for i, band in enumerate(self.bands):
+            mean = float(self.mean[i]) if self.n else 0.0
+            std = float(np.sqrt(self.m2[i] / self.n)) if self.n else 1.0
+            out[band] = {"transform": band_transform(band), "mean": mean, "std": std if std > 1e-6 else 1.0}
+        return out

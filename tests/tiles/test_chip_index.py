@@ -184,3 +184,31 @@ def test_val_and_test_fractions_must_leave_train_chips():
 
     with pytest.raises(ValidationError, match="leave no chip to train on"):
         ChipsConfig(val_fraction=0.6, test_fraction=0.4)
+
+
+# --- normalisation statistics in one pass ---------------------------------------------------------
+
+def test_band_moments_merged_batch_by_batch_are_band_stats():
+    import dask.array as da
+
+    from tiles.chips import band_stats
+    from tiles.store import BandMoments
+
+    rng = np.random.default_rng(3)
+    bands = ["altitude", "dist_roads_m", "constant"]
+    img = rng.normal(100, 30, (23, 3, 16, 16))
+    img[:, 1] = rng.exponential(2000, (23, 16, 16))
+    img[:, 2] = 7.0
+    valid = rng.random((23, 16, 16)) < 0.6
+    valid[5] = False  # a chip without a valid pixel
+    moments = BandMoments(bands)
+    for lo in range(0, 23, 4):
+        part = moments.of(da.from_array(img[lo:lo + 4], chunks=(1, 3, 16, 16)),
+                          da.from_array(valid[lo:lo + 4], chunks=(1, 16, 16)))
+        moments.add(*da.compute(*part))
+    got, want = moments.stats(), band_stats(img, valid, bands)
+    for band in bands:
+        assert got[band]["transform"] == want[band]["transform"]
+        assert got[band]["mean"] == pytest.approx(want[band]["mean"], rel=1e-12)
+        assert got[band]["std"] == pytest.approx(want[band]["std"], rel=1e-9)
+    assert got["constant"]["std"] == 1.0 and want["dist_roads_m"]["transform"] == "log1p"
