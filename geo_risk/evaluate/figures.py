@@ -4,6 +4,7 @@ rendering them changes no backend and needs no display."""
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 from matplotlib.colors import PowerNorm
@@ -84,9 +85,9 @@ def vt0007_cells(tables: dict[str, dict[str, CellTable]]) -> bytes:
             ax.plot([0, hi], [0, hi], ":", color="grey", lw=1)
             ax.scatter(t.observed_ha, t.predicted_ha, s=18, color=COLOURS[j % len(COLOURS)], alpha=0.8)
             ax.set(xlim=(0, hi), ylim=(0, hi), xlabel="observed loss (ha)", ylabel="predicted loss (ha)",
-                   title=f"{name} — {test} test\nMedAE {np.median(err):,.1f} ha over {len(err)} cells")
+                   title=f"{textwrap.fill(name, 30)}\n{test} test — MedAE {np.median(err):,.1f} ha, {len(err)} cells")
             ax.set_aspect("equal")
-            ax.title.set_fontsize(9)
+            ax.title.set_fontsize(8.5)
     return png(fig)
 
 

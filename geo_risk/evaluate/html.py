@@ -256,7 +256,11 @@ def _decision(m: Metrics) -> str:
         out += f"<p class=\"note\">{escape(d.note)}</p>"
     if d.target_met is not None:
         out += (f"<p>Target: the decision map's realised cost ≤ {d.target_ratio:g} × the 0.5-threshold rule's — "
-                f"{_verdict(d.target_met)}.</p>")
+                f"{_verdict(d.target_met)}."
+                + ("" if d.target_met else " What limits it (calibration, cost matrix, budgets, discrimination) is "
+                   "measured in docs/evaluation.md, “What limits the decision value”; "
+                   "<code>scripts/decision_value.py</code> re-plans a run folder's map under those variants.")
+                + "</p>")
     return out
 
 
