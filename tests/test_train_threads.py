@@ -65,3 +65,14 @@ def test_threads_default_to_the_available_cores_and_no_workers_on_cpu():
             assert threads.configure(None, None, torch.device("cuda"))[1] == 0  # ≤ 2 cores: reads stay in process
     finally:
         torch.set_num_threads(before)
+
+
+def test_torch_imported_first_is_warned_about():
+    code = ("import logging, torch, geo_risk.train.threads as t\nlogging.basicConfig()\nt.check_wait_policy()\n"
+            "import geo_risk\nprint('TOO_LATE', geo_risk.OMP_POLICY_TOO_LATE)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TOO_LATE True" in done.stdout
+    assert "OMP_WAIT_POLICY is unset when torch loaded" in done.stderr and "set OMP_WAIT_POLICY=PASSIVE" in done.stderr

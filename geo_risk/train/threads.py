@@ -28,12 +28,14 @@ def available_cores() -> int:
 
 def check_wait_policy() -> None:
     """Log once how the OpenMP threads wait; warn when they may spin (policy unset or ACTIVE)."""
-    policy = os.environ.get("OMP_WAIT_POLICY")
+    import geo_risk
+
+    policy = None if geo_risk.OMP_POLICY_TOO_LATE else os.environ.get("OMP_WAIT_POLICY")
     if policy is None or policy.upper() != "PASSIVE":
         log.warning("OMP_WAIT_POLICY is %s: PyTorch's threads spin while waiting, and a step can take 10× "
                     "longer while another program keeps a core busy — set OMP_WAIT_POLICY=PASSIVE before "
                     "starting Python (geo-risk sets it unless torch was imported first or you set another value)",
-                    policy or "unset")
+                    policy or "unset when torch loaded")
 
 
 def configure(num_threads: int | None, num_workers: int | None, device: torch.device, world: int = 1) -> tuple[int, int]:
