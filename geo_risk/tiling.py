@@ -211,7 +211,7 @@ def _tile(cfg: RunConfig, paths: RunPaths, key: str) -> TileResult:
         if zones is not None:
             (staging / paths.zones_dir.name).mkdir()
             zones.to_file(staging / paths.zones_dir.name / paths.zones.name, driver="GPKG")
-        stack = open_store(staging / paths.stack.name, "layer stack")
+        stack = open_store(staging / paths.stack.name, "layer stack", chunks={})  # Zarr's chunks: chips read less
         index = chip_index(stack, "train", c.size_px, c.stride_px, c.min_valid_fraction, c.block_size_px,
                            c.val_fraction, c.buffer_px, c.seed, c.max_chips, c.negative_keep, c.test_fraction)
         sampling = dict(index.attrs.get("sampling", {}))

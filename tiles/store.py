@@ -46,6 +46,9 @@ def check_store_format(attrs, path: Path, what: str) -> None:
 REGION_CHUNKS = 4
 #: chips cut and written together
 CHIP_BATCH = 32
+#: side of the stack's Zarr chunks (when the dask chunks are multiples of it): a chip of 128 px reads at most
+#: 4 of them, where a 1024 px chunk would make it decompress 64 times its own pixels
+STORE_CHUNK_PX = 256
 
 
 def write_stack(ds: xr.Dataset, path: Path, progress: bool = True, region_chunks: int = REGION_CHUNKS) -> None:
@@ -57,6 +60,11 @@ def write_stack(ds: xr.Dataset, path: Path, progress: bool = True, region_chunks
     cuts_x = np.cumsum((0,) + xs)[::region_chunks].tolist() + ([sum(xs)] if len(xs) % region_chunks else [])
     cuts_y, cuts_x = sorted(set(cuts_y)), sorted(set(cuts_x))
     spatial = [v for v in ds.variables if {"y", "x"} & set(ds[v].dims)]
+    ds = ds.copy()
+    for v in ds.data_vars:  # merged into each variable's encoding: rioxarray keeps grid_mapping there
+        if {"y", "x"} <= set(ds[v].dims) and ds[v].chunks is not None:
+            ds[v].encoding = {k: e for k, e in ds[v].encoding.items() if k != "preferred_chunks"} | {
+                "chunks": _store_chunks(ds[v])}
     with atomic_dir(path) as tmp, bar:  # on the scheduler of the caller (tiles.scheduler.use_scheduler)
         if len(cuts_y) == 2 and len(cuts_x) == 2:  # one region: one write
             ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
@@ -70,13 +78,30 @@ def write_stack(ds: xr.Dataset, path: Path, progress: bool = True, region_chunks
                 part.to_zarr(tmp, region=region, zarr_format=2)
 
 
-def open_store(path: Path, what: str) -> xr.Dataset:
-    """Open a Zarr store written by this module, or say which stage makes it."""
+def _store_chunks(var: xr.DataArray) -> tuple[int, ...]:
+    """Zarr chunks of a stack variable: its dask chunks, with y and x of ``STORE_CHUNK_PX`` when the dask
+    chunks are multiples of it (each dask chunk then writes whole Zarr chunks)."""
+    out = []
+    for dim, chunks in zip(var.dims, var.chunks):
+        first = chunks[0]
+        out.append(STORE_CHUNK_PX if dim in ("y", "x") and first % STORE_CHUNK_PX == 0 else first)
+    return tuple(out)
+
+
+def open_store(path: Path, what: str, chunks: dict | None = None) -> xr.Dataset:
+    """Open a Zarr store written by this module, or say which stage makes it.
+
+    Dask chunks of ``CHUNK_PX`` in y and x by default, whatever the Zarr chunks (a stack's are smaller, for
+    chip reads); ``chunks={}`` gives the Zarr chunks themselves."""
+    from tiles import grid
+
     path = Path(path)
     if not path.exists():
         raise ChipStoreError(f"{what} {path} not found — run `geo-risk tile CONFIG` first")
+    if chunks is None:
+        chunks = {"y": grid.CHUNK_PX, "x": grid.CHUNK_PX}
     try:
-        ds = xr.open_zarr(path, consolidated=True, decode_coords="all")
+        ds = xr.open_zarr(path, consolidated=True, decode_coords="all", chunks=chunks)
     except Exception as e:
         raise ChipStoreError(f"{what} {path} is unreadable ({e}) — delete it and run `geo-risk tile` again") from e
     check_store_format(ds.attrs, path, what)
