@@ -112,6 +112,9 @@ def test_resume_of_another_config_or_band_set_is_refused(synthetic_region, synth
     run_train(synthetic_config(synthetic_region, cfg.run_dir, train={"num_threads": 2, "patience": 3}), resume=True)
 
     state = torch.load(state_file, map_location="cpu", weights_only=True)
+    torch.save({**state, "world": 2}, state_file)
+    with pytest.raises(CheckpointError, match=r"written by 2 process\(es\) but this run has 1.*nproc_per_node"):
+        run_train(cfg, resume=True)
     state["bands"] = [*state["bands"][:-1], "another_band"]
     torch.save(state, state_file)
     with pytest.raises(CheckpointError, match=r"train_state\.pt was written for the bands .*another_band.*"

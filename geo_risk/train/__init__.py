@@ -165,7 +165,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
                 "best": {"value": None, "epoch": 0, "bad_epochs": 0, "monitor": tc.monitor, "state": None,
                          "stopped": False}}
     if resume and state_file.is_file():
-        saved = tstate.load_state(state_file, cfg, train_ds.bands)
+        saved = tstate.load_state(state_file, cfg, train_ds.bands, ctx.world)
         net.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -184,7 +184,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
     if ctx.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
-    identity = tstate.new_state_fields(cfg, train_ds.bands)
+    identity = tstate.new_state_fields(cfg, train_ds.bands, ctx.world)
 
     def save(progress_now: dict) -> None:
         if not ctx.main:

@@ -81,7 +81,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
         torch.save({"format": TRAIN_STATE_FORMAT, **state}, tmp)
 
 
-def load_state(path: Path, cfg: RunConfig, bands: list[str]) -> dict[str, Any]:
+def load_state(path: Path, cfg: RunConfig, bands: list[str], world: int = 1) -> dict[str, Any]:
     """Read ``path`` safely; refuse a state of another format, config or band set, naming the fix."""
     fix = (f"run `geo-risk train CONFIG` without --resume to start over (it overwrites {path.name}), or remove "
            f"{path}")
@@ -102,6 +102,11 @@ def load_state(path: Path, cfg: RunConfig, bands: list[str]) -> dict[str, Any]:
             f"--resume needs the same model, loss, chips, periods and train settings, except "
             f"{', '.join('train.' + k for k in RESUMABLE_KEYS)}) — resume with the config it was written with, or "
             f"{fix}")
+    if int(state.get("world", 1)) != world:
+        raise CheckpointError(
+            f"training state {path} was written by {state.get('world', 1)} process(es) but this run has {world} — "
+            f"each process's share of an epoch and the schedule's length depend on it: resume with the same "
+            f"torchrun --nproc_per_node (or none for 1), or {fix}")
     if list(state["bands"]) != list(bands):
         raise CheckpointError(
             f"training state {path} was written for the bands {list(state['bands'])} but the chip store holds "
@@ -109,7 +114,8 @@ def load_state(path: Path, cfg: RunConfig, bands: list[str]) -> dict[str, Any]:
     return state
 
 
-def new_state_fields(cfg: RunConfig, bands: list[str]) -> dict[str, Any]:
-    """The identity fields of a state: config hash, the training config, the resolved YAML, the bands."""
+def new_state_fields(cfg: RunConfig, bands: list[str], world: int = 1) -> dict[str, Any]:
+    """The identity fields of a state: config hash, the training config, the resolved YAML, the bands
+    and the number of processes."""
     return {"config_hash": config_hash(cfg), "training_config": json.dumps(training_config(cfg), sort_keys=True),
-            "config_yaml": config_to_yaml(cfg), "bands": list(bands)}
+            "config_yaml": config_to_yaml(cfg), "bands": list(bands), "world": int(world)}
