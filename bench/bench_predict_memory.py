@@ -49,6 +49,7 @@ def mosaic_run(run: Path, out: Path) -> Path:
     coords = {"period": stack.period.values, "band": stack.band.values,
               "y": t.f + (0.5 + np.arange(2 * h)) * t.e, "x": t.c + (0.5 + np.arange(2 * w)) * t.a}
     ds = xr.Dataset({k: (stack[k].dims, v) for k, v in tile2.items()}, coords=coords, attrs=dict(stack.attrs))
+    ds = ds.chunk({"y": 1024, "x": 1024})  # Zarr needs uniform chunks; the concatenation left ragged ones
     ds = ds.rio.write_crs(stack.rio.crs).rio.write_transform(Affine(t.a, 0, t.c, 0, t.e, t.f))
     (out / "tiles").mkdir(parents=True)
     write_stack(ds, out / "tiles" / "stack.zarr", progress=False)

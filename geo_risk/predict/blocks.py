@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import dask
 import dask.array as da
 import numpy as np
 import torch
@@ -157,6 +158,38 @@ def infer_blocks(model: torch.nn.Module | ModelRef, features: da.Array, valid: d
         model=model, bands=list(bands), stats=stats, halo=halo, tta=tta, temperature=temperature,
         device=device or torch.device("cpu"), meta=np.empty((0, 0, 0), np.float32),
     )
+
+
+def store_blocks(out: da.Array, path, *, batch: int = 1, progress: bool = True) -> da.Array:
+    """Compute the lazy (2, H, W) ``out`` of :func:`infer_blocks` into a Zarr array at ``path``, ``batch``
+    blocks at a time, and return it reopened lazily with the same chunks.
+
+    Each compute reads only its blocks and their halos, so peak memory is that of one batch whatever
+    the region's size (handing the whole overlap graph to dask at once kept rows of input chunks alive:
+    docs/prediction.md). ``batch``: 1 on this process's threads (torch uses the cores), the cluster's
+    worker threads on a cluster. The Zarr chunks divide every block boundary (all on the 32 px lattice),
+    so no two blocks write the same chunk.
+    """
+    import zarr
+    from tqdm.auto import tqdm
+
+    _, ry, rx = out.chunks
+    edges = [np.cumsum((0, *c)) for c in (ry, rx)]
+    zchunks = tuple(int(math.gcd(*(int(e) for e in inner))) if len(inner := edge[1:-1]) else int(edge[-1])
+                    for edge in edges)
+    z = zarr.open_array(str(path), mode="w", shape=out.shape, chunks=(out.shape[0], *zchunks), dtype="float32",
+                        fill_value=float("nan"))
+    blocks = [(i, j) for i in range(len(ry)) for j in range(len(rx))]
+    bar = tqdm(total=len(blocks), desc="predict", unit="block", disable=not progress, leave=False)
+    for k in range(0, len(blocks), max(1, batch)):
+        part = blocks[k:k + max(1, batch)]
+        values = dask.compute(*[out.blocks[0, i, j] for i, j in part])
+        for (i, j), v in zip(part, values):
+            (y0, y1), (x0, x1) = edges[0][i:i + 2], edges[1][j:j + 2]
+            z[:, y0:y1, x0:x1] = v
+        bar.update(len(part))
+    bar.close()
+    return da.from_zarr(str(path), chunks=out.chunks)
 
 
 def seam_metric(prob_a: np.ndarray, prob_b: np.ndarray, where: np.ndarray) -> dict[str, float]:

@@ -25,7 +25,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import torch
-from dask.diagnostics import ProgressBar
 from scipy.special import expit
 
 from geo_risk.artifacts import ZONE_TABLE_COLUMNS, CheckpointMeta, RiskTags, write_zone_table
@@ -33,7 +32,7 @@ from geo_risk.config import RunConfig
 from geo_risk.export import UINT16_NODATA, UINT16_STEPS, quantize_probability, write_cog_blocks
 from geo_risk.model import load_checkpoint
 from geo_risk.paths import RunPaths
-from geo_risk.predict.blocks import ModelRef, infer_blocks
+from geo_risk.predict.blocks import ModelRef, infer_blocks, store_blocks
 from geo_risk.predict.zones import project_zones
 from geo_risk.provenance import provenance_tags
 from geo_risk_errors import CheckpointError, InputDataError
@@ -114,9 +113,9 @@ def _run_predict(cfg: RunConfig, client) -> PredictResult:
         # one pass of the model, block by block: here one block at a time (torch uses the cores), on a
         # cluster one per worker thread, each worker process with its own copy of the network
         local = dask.config.set(scheduler="threads", num_workers=1) if client is None else nullcontext()
-        with local, ProgressBar(minimum=2.0):
-            da.to_zarr(out, str(scratch / "logits.zarr"), overwrite=True)
-        stored = da.from_zarr(str(scratch / "logits.zarr"))
+        batch = 1 if client is None else max(1, sum(client.nthreads().values()))
+        with local:
+            stored = store_blocks(out, scratch / "logits.zarr", batch=batch)
         logit, spread = stored[0], stored[1]
         valid = sel["valid"].data.rechunk(logit.chunks)
         zone = sel["zone"].data.rechunk(logit.chunks)
