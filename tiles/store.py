@@ -189,60 +189,68 @@ def check_split(index: gpd.GeoDataFrame, test_fraction: float = 0.0) -> dict[str
 STORED_SPLITS = ("train", "val", "test")
 
 
+def chip_batches(rows: np.ndarray, cols: np.ndarray, batch: int) -> list[slice]:
+    """Runs of at most ``batch`` consecutive chips on one row of windows: each run's chips lie in a strip
+    of one chip's height and at most ``batch`` strides wide, whatever the size of the grid."""
+    out, lo = [], 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i] != rows[lo] or i - lo == batch:
+            out.append(slice(lo, i))
+            lo = i
+    return out
+
+
 def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, path: Path, size: int,
                      attrs: dict | None = None) -> dict:
     """Cut the chips of ``index`` (train, val and test; not buffer) out of ``stack`` into a Zarr store,
     with ``index.parquet`` (GeoParquet, row i = chip i) beside them.
 
-    The store carries its band list, per-band normalisation statistics (train chips only), each chip's
-    ``split`` and sampling ``weight``, and ``attrs``. Returns the statistics.
+    The store carries its band list, per-band normalisation statistics (train chips only, in the same
+    pass), each chip's ``split`` and sampling ``weight``, and ``attrs``. Returns the statistics.
+
+    Chips go batch by batch (:func:`chip_batches`): the strip under a batch is computed on the current
+    dask scheduler (only the stack chunks under it are read), the chips are cut from it and written,
+    and the batch's train chips are added to the statistics — a small graph per batch, so the cost per
+    chip does not grow with their number, and memory stays that of one strip.
     """
     index = index[index.split.isin(STORED_SPLITS)].reset_index(drop=True)
     sel = stack.sel(period=period)
-    windows = list(zip(index.row_px, index.col_px))
-
-    def cut(arr: da.Array) -> da.Array:
-        return da.stack([arr[..., r:r + size, c:c + size] for r, c in windows]).rechunk(
-            (1,) + (-1,) * (arr.ndim))
-
-    feats = cut(sel["features"].data)
-    valid = cut(sel["valid"].data)
-    bands = [str(b) for b in stack.band.values]
+    n, bands = len(index), [str(b) for b in stack.band.values]
+    rows, cols = index.row_px.to_numpy(np.int64), index.col_px.to_numpy(np.int64)
     is_train = np.asarray(index.split == "train")
-    weight = index["weight"].to_numpy(np.float32) if "weight" in index else np.ones(len(index), dtype=np.float32)
+    weight = index["weight"].to_numpy(np.float32) if "weight" in index else np.ones(n, dtype=np.float32)
+    layers = {"image": sel["features"], "label": sel["label"], "valid": sel["valid"], "eco": sel["eco"],
+              "zone": sel["zone"]}
+
+    def template(var: xr.DataArray) -> tuple:
+        shape = (n, *var.shape[:-2], size, size)
+        dims = ("chip", *var.dims[:-2], "y", "x")
+        return dims, da.zeros(shape, dtype=var.dtype, chunks=(1, *shape[1:]))
+
     chips = xr.Dataset(
-        {
-            "image": (("chip", "band", "y", "x"), feats),
-            "label": (("chip", "y", "x"), cut(sel["label"].data)),
-            "valid": (("chip", "y", "x"), valid),
-            "eco": (("chip", "y", "x"), cut(sel["eco"].data)),
-            "zone": (("chip", "y", "x"), cut(sel["zone"].data)),
-            "split": (("chip",), index.split.to_numpy().astype(str)),
-            "weight": (("chip",), weight),
-        },
-        coords={"band": stack.band.values, "chip": np.arange(len(index))},
+        {**{name: template(var) for name, var in layers.items()},
+         "split": (("chip",), index.split.to_numpy().astype(str)), "weight": (("chip",), weight)},
+        coords={"band": stack.band.values, "chip": np.arange(n)},
         attrs={FORMAT_ATTR: STORE_FORMAT, "period": period, "chip_size_px": size, "band_stats": {},
                "num_zones": int(stack.attrs["num_zones"]), "crs": str(stack.rio.crs), **(attrs or {})},
     )
     moments = BandMoments(bands)
-    with atomic_dir(path) as tmp, ProgressBar(minimum=1.0):
-        # ``CHIP_BATCH`` chips at a time (they come in row order): only the stack chunks under them are read, once
-        # each — the batch's write and its train chips' band moments are one computation (one pass for the stats)
-        chips.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)
-        per_chip = [v for v in chips.data_vars if "chip" in chips[v].dims]
-        for lo in range(0, len(index), CHIP_BATCH):
-            hi = min(lo + CHIP_BATCH, len(index))
-            region = {"chip": slice(lo, hi)}
-            write = chips[per_chip].isel(region).drop_vars(["band"]).to_zarr(tmp, region=region, zarr_format=2,
-                                                                              compute=False)
-            train = lo + np.flatnonzero(is_train[lo:hi])
-            if train.size:
-                _, part = dask.compute(write, moments.of(feats[train], valid[train]))
-                moments.add(*part)
-            else:
-                dask.compute(write)
-        stats = moments.stats()
+    with atomic_dir(path) as tmp:
+        chips.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2, compute=False)  # metadata, split, weight
         group = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
+        for part in chip_batches(rows, cols, CHIP_BATCH):
+            r0, r1 = int(rows[part].min()), int(rows[part].max()) + size
+            c0, c1 = int(cols[part].min()), int(cols[part].max()) + size
+            strips = dask.compute(*[var.data[..., r0:r1, c0:c1] for var in layers.values()])
+            cut = {}
+            for name, strip in zip(layers, strips):
+                cut[name] = np.stack([strip[..., r - r0:r - r0 + size, c - c0:c - c0 + size]
+                                      for r, c in zip(rows[part], cols[part])])
+                group[name][part] = cut[name]
+            train = is_train[part]
+            if train.any():
+                moments.add(*moments.of(cut["image"][train], cut["valid"][train]))
+        stats = moments.stats()
         group.attrs["band_stats"] = stats
         zarr.consolidate_metadata(str(tmp), zarr_format=2)
         index.attrs = {}  # pandas attrs are not GeoParquet metadata
@@ -263,14 +271,14 @@ class BandMoments:
         self.mean = np.zeros(len(self.bands))
         self.m2 = np.zeros(len(self.bands))
 
-    def of(self, images: da.Array, valid: da.Array) -> tuple:
-        """Lazy (count, mean, M2) of a batch of (N, C, H, W) chips."""
+    def of(self, images, valid) -> tuple:
+        """(count, mean, M2) of a batch of (N, C, H, W) chips (NumPy; lazy for dask arrays)."""
         v = images.astype(np.float64)
-        v = da.where(self.log[None, :, None, None], da.log1p(da.maximum(v, 0)), v)
+        v = np.where(self.log[None, :, None, None], np.log1p(np.maximum(v, 0)), v)
         m = valid.astype(bool)[:, None]
         n = m.sum(dtype=np.float64)
-        mean = da.where(m, v, 0).sum(axis=(0, 2, 3)) / da.maximum(n, 1)
-        m2 = (da.where(m, v - mean[None, :, None, None], 0) ** 2).sum(axis=(0, 2, 3))
+        mean = np.where(m, v, 0).sum(axis=(0, 2, 3)) / np.maximum(n, 1)
+        m2 = (np.where(m, v - mean[None, :, None, None], 0) ** 2).sum(axis=(0, 2, 3))
         return n, mean, m2
 
     def add(self, n, mean, m2) -> None:
