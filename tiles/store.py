@@ -272,13 +272,13 @@ class BandMoments:
         self.m2 = np.zeros(len(self.bands))
 
     def of(self, images, valid) -> tuple:
-        """(count, mean, M2) of a batch of (N, C, H, W) chips (NumPy; lazy for dask arrays)."""
-        v = images.astype(np.float64)
-        v = np.where(self.log[None, :, None, None], np.log1p(np.maximum(v, 0)), v)
-        m = valid.astype(bool)[:, None]
-        n = m.sum(dtype=np.float64)
-        mean = np.where(m, v, 0).sum(axis=(0, 2, 3)) / np.maximum(n, 1)
-        m2 = (np.where(m, v - mean[None, :, None, None], 0) ** 2).sum(axis=(0, 2, 3))
+        """(count, mean, M2) of a batch of (N, C, H, W) chips, over their valid pixels only (NumPy)."""
+        images, valid = np.asarray(images), np.asarray(valid, dtype=bool)
+        x = np.moveaxis(images, 1, 0)[:, valid].astype(np.float64)  # (C, valid pixels)
+        x[self.log] = np.log1p(np.maximum(x[self.log], 0))
+        n = float(x.shape[1])
+        mean = x.sum(axis=1) / max(n, 1.0)
+        m2 = ((x - mean[:, None]) ** 2).sum(axis=1)
         return n, mean, m2
 
     def add(self, n, mean, m2) -> None:
