@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -26,7 +28,7 @@ from scipy.special import expit  # noqa: E402
 from geo_risk.config import load_config  # noqa: E402
 from geo_risk.model import load_checkpoint  # noqa: E402
 from geo_risk.paths import RunPaths  # noqa: E402
-from geo_risk.predict.blocks import infer_blocks, predict_window, seam_metric  # noqa: E402
+from geo_risk.predict.blocks import infer_blocks, predict_window, seam_metric, store_blocks  # noqa: E402
 from tiles import open_store  # noqa: E402
 from tiles.chips import normalise, window_starts  # noqa: E402
 
@@ -122,8 +124,11 @@ def main() -> None:
         def run(offset):
             out = infer_blocks(model, sel["features"].data, sel["valid"].data, meta.bands, meta.band_stats,
                                block_px=block, halo_px=halo, tta=tta, temperature=meta.temperature, offset=offset)
-            with dask.config.set(scheduler="threads", num_workers=1):
-                return out, expit(out[0].compute())
+            # as `geo-risk predict` does: block by block into a scratch Zarr (store_blocks), read back
+            with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp, \
+                    dask.config.set(scheduler="threads", num_workers=1):
+                stored = store_blocks(out, Path(tmp) / "logits.zarr", progress=False)
+                return out, expit(stored[0].compute())
 
         t = time.perf_counter()
         out, pa = run((0, 0))
