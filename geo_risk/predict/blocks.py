@@ -166,8 +166,8 @@ def store_blocks(out: da.Array, path, *, batch: int = 1, progress: bool = True) 
 
     Each compute reads only its blocks and their halos, so peak memory is that of one batch whatever
     the region's size (handing the whole overlap graph to dask at once kept rows of input chunks alive:
-    docs/prediction.md). ``batch``: 1 on this process's threads (torch uses the cores), the cluster's
-    worker threads on a cluster. The Zarr chunks divide every block boundary (all on the 32 px lattice),
+    docs/prediction.md). ``batch``: a few neighbouring blocks share the chunks they read; on a cluster,
+    at least one per worker thread. The Zarr chunks divide every block boundary (all on the 32 px lattice),
     so no two blocks write the same chunk.
     """
     import zarr

@@ -42,6 +42,10 @@ from tiles.scheduler import check_workers_see, use_scheduler
 
 log = logging.getLogger(__name__)
 
+#: blocks per dask compute on this process's threads: neighbours in a row share their input chunks
+#: (4: the data path 4.4 → 2.2 s on the demo; memory stays bounded by the batch, not the region)
+LOCAL_BATCH = 4
+
 
 @dataclass(frozen=True)
 class PredictResult:
@@ -113,7 +117,7 @@ def _run_predict(cfg: RunConfig, client) -> PredictResult:
         # one pass of the model, block by block: here one block at a time (torch uses the cores), on a
         # cluster one per worker thread, each worker process with its own copy of the network
         local = dask.config.set(scheduler="threads", num_workers=1) if client is None else nullcontext()
-        batch = 1 if client is None else max(1, sum(client.nthreads().values()))
+        batch = LOCAL_BATCH if client is None else max(LOCAL_BATCH, sum(client.nthreads().values()))
         with local:
             stored = store_blocks(out, scratch / "logits.zarr", batch=batch)
         logit, spread = stored[0], stored[1]
