@@ -71,12 +71,16 @@ def device_for(cfg: RunConfig) -> torch.device:
     return pick_device(cfg.train.device)
 
 
-def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0), *, on_workers: bool = False):
-    """Lazy (2, H, W) logits/spread of ``period`` with the run's checkpoint, and the opened stack.
+def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0)):
+    """Lazy (2, H, W) logits/spread of ``period`` with the run's checkpoint, and the opened stack."""
+    out, sel, _ = _logits(cfg, period, offset)
+    return out, sel
 
-    ``on_workers``: the blocks load the checkpoint themselves, once per process (a dask cluster's
-    workers), instead of carrying the network loaded here.
-    """
+
+def _logits(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 0), *, on_workers: bool = False):
+    """:func:`logits_of_period` plus the checkpoint's metadata. ``on_workers``: the blocks load the
+    checkpoint themselves, once per process (a dask cluster's workers), instead of carrying the
+    network loaded here."""
     paths = RunPaths(cfg.run_dir)
     model, meta = load_checkpoint(paths.checkpoint)
     stack = open_store(paths.stack, "layer stack")
@@ -91,7 +95,7 @@ def logits_of_period(cfg: RunConfig, period: str, offset: tuple[int, int] = (0, 
     out = infer_blocks(model, sel["features"].data, sel["valid"].data, meta.bands, meta.band_stats,
                        block_px=pc.block_px, halo_px=pc.halo_px, tta=pc.tta, temperature=meta.temperature,
                        device=device, offset=offset)
-    return out, sel
+    return out, sel, meta
 
 
 def run_predict(cfg: RunConfig) -> PredictResult:
@@ -107,7 +111,7 @@ def _run_predict(cfg: RunConfig, client) -> PredictResult:
     paths = RunPaths(cfg.run_dir)
     pc = cfg.predict
     check_workers_see(client, paths.root, [paths.checkpoint])
-    out, sel = logits_of_period(cfg, "forecast", on_workers=client is not None)
+    out, sel, meta = _logits(cfg, "forecast", on_workers=client is not None)
     nblocks = out.numblocks[1] * out.numblocks[2]
     log.info("predict: %d blocks of ≤ %d px with a %d px halo, %d test-time view%s, on %s", nblocks, pc.block_px,
              pc.halo_px, pc.tta, "s" if pc.tta > 1 else "", device_for(cfg))
@@ -140,7 +144,6 @@ def _run_predict(cfg: RunConfig, client) -> PredictResult:
         period = f"{fc.start_year}-{fc.end_year}"
         tags = RiskTags(description=f"probability of forest loss {period}",
                         model=cfg.model.encoder, run=cfg.name, zone_fairness_lambda=pc.lambda_fair)
-        _, meta = load_checkpoint(paths.checkpoint)
         prov = provenance_tags(cfg, paths.checkpoint, meta.temperature, period)
         crs, transform = sel.rio.crs, sel.rio.transform()
         table = _with_names(table, paths.zones)
