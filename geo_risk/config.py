@@ -6,6 +6,7 @@ file are relative to that file's folder (data) or to the working directory (``ou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -369,8 +370,6 @@ class DaskConfig(_Strict):
     @field_validator("scheduler")
     @classmethod
     def _scheduler_form(cls, v: str) -> str:
-        import re
-
         v = v.strip()
         if v in ("threads", "synchronous", "local_cluster") or re.match(SCHEDULER_ADDRESS, v):
             if "://" in v and not 0 < int(v.rsplit(":", 1)[1]) < 65536:
@@ -382,8 +381,6 @@ class DaskConfig(_Strict):
     @field_validator("memory_limit")
     @classmethod
     def _memory_form(cls, v: str) -> str:
-        import re
-
         if v == "auto" or re.match(r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[kMGT]B|B)?\s*$", v, re.IGNORECASE):
             return v
         raise ValueError(f"{v!r}: give auto, a size such as 4GiB or 2GB, or 0 for no limit")
