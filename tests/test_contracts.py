@@ -47,7 +47,7 @@ def test_stores_of_another_version_are_refused_with_the_fix(synthetic_run, tmp_p
 
 def test_all_nan_validation_is_a_training_error_and_writes_no_checkpoint(synthetic_region, synthetic_run, tmp_path,
                                                                          monkeypatch):
-    import geo_risk.train as train
+    import geo_risk.train.loop as train
 
     cfg = synthetic_config(synthetic_region, tmp_path / "run")
     shutil.copytree(RunPaths(synthetic_run.cfg.run_dir).tiles, RunPaths(cfg.run_dir).tiles)

@@ -59,14 +59,14 @@ def _sets(d: dict, prefix: str = "") -> list[str]:
 # the child: train through the CLI, SIGKILL itself right after the state of KILL_AT is written
 KILLER = """
 import os, signal, sys
-import geo_risk.train as train
-real = train.tstate.save_state
+import geo_risk.train.state as tstate
+real = tstate.save_state
 def save_then_die(path, state):
     real(path, state)
     p = state["progress"]
     if (p["epoch"], p["step"]) == tuple(int(x) for x in os.environ["KILL_AT"].split(",")):
         os.kill(os.getpid(), signal.SIGKILL)
-train.tstate.save_state = save_then_die
+tstate.save_state = save_then_die
 from geo_risk.cli import app
 app(prog_name="geo-risk", args=sys.argv[1:])
 """
@@ -146,7 +146,7 @@ def test_same_seed_gives_identical_weights_and_risk_map(synthetic_region, synthe
 
 def test_best_epoch_and_early_stopping_on_the_monitored_metric(synthetic_region, synthetic_run, tmp_path,
                                                                monkeypatch):
-    import geo_risk.train as train
+    import geo_risk.train.loop as train
     from geo_risk.model import load_checkpoint
 
     aps = iter([0.30, 0.50, 0.40, 0.45, 0.9])  # best at epoch 2; patience 2 stops after epoch 4
@@ -168,7 +168,7 @@ def test_best_epoch_and_early_stopping_on_the_monitored_metric(synthetic_region,
 
 
 def test_track_best_on_loss_and_auc():
-    from geo_risk.train import _track_best
+    from geo_risk.train.loop import _track_best
 
     for monitor, key, values, best_epoch in (("loss", "val_total", [0.5, 0.4, 0.45, 0.3], 4),
                                              ("auc", "val_auc", [0.6, 0.7, 0.65, 0.69], 2)):

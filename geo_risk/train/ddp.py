@@ -2,7 +2,7 @@
 
 ``torchrun --nproc_per_node=N -m geo_risk train CONFIG`` starts N processes with RANK,
 WORLD_SIZE and LOCAL_RANK set; :func:`setup` joins them (NCCL on CUDA, Gloo on the CPU). Rank 0
-alone writes files and logs at INFO; validation runs on rank 0 (:func:`geo_risk.train._validate`).
+alone writes files and logs at INFO; validation runs on rank 0 (:func:`geo_risk.train.loop._validate`).
 """
 
 from __future__ import annotations
