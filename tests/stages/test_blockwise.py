@@ -90,13 +90,14 @@ def test_the_stack_written_region_by_region_is_the_stack(synthetic_region, synth
     assert list(back.band.values) == list(synthetic_stack[0].band.values)
 
 
-def test_the_chip_store_written_in_batches_is_the_chip_store(synthetic_chips, synthetic_stack, monkeypatch, tmp_path):
+def test_the_chip_store_written_in_small_squares_is_the_chip_store(synthetic_chips, synthetic_stack, monkeypatch,
+                                                                    tmp_path):
     import xarray as xr
 
     import tiles.store
     from tiles import write_chip_store
 
-    monkeypatch.setattr(tiles.store, "CHIP_BATCH", 3)
+    monkeypatch.setattr(tiles.store, "CHIP_TILE_PX", 16)  # squares smaller than a chip: one per origin
     stats = write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, tmp_path / "chips.zarr", 32)
     a, b = xr.open_zarr(tmp_path / "chips.zarr"), xr.open_zarr(synthetic_chips.store)
     assert a.sizes["chip"] == b.sizes["chip"] > 3

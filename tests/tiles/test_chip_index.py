@@ -208,15 +208,3 @@ def test_band_moments_merged_batch_by_batch_are_band_stats():
         assert got[band]["mean"] == pytest.approx(want[band]["mean"], rel=1e-12)
         assert got[band]["std"] == pytest.approx(want[band]["std"], rel=1e-9)
     assert got["constant"]["std"] == 1.0 and want["dist_roads_m"]["transform"] == "log1p"
-
-
-def test_chip_batches_are_runs_on_one_row_of_windows():
-    from tiles.store import chip_batches
-
-    rows = np.array([0, 0, 0, 0, 0, 64, 64, 128, 128, 128])
-    cols = np.array([0, 64, 128, 192, 256, 0, 64, 0, 64, 128])
-    parts = chip_batches(rows, cols, 3)
-    assert [(p.start, p.stop) for p in parts] == [(0, 3), (3, 5), (5, 7), (7, 10)]
-    for p in parts:
-        assert len(set(rows[p])) == 1 and p.stop - p.start <= 3
-    assert chip_batches(rows[:0], cols[:0], 3) == []
