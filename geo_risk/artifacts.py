@@ -268,6 +268,7 @@ class Vt0007Metrics:
     allocated_ha_per_yr: float | None = None
     shortfall_ha_per_yr: float | None = None
     skipped: str = ""  # why VT0007 was not run (empty when it was)
+    class_method: str = ""  # how the models' probabilities became the 30 classes: equal_area or geometric
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def test_probability_classes_four_classes_by_hand():
     # NaN → 1 (counted); 0 → 1.
     prob = np.array([[0.5, 0.1, 0.2, 0.35, 0.42, np.nan, 0.0, 0.9]])
     forest = np.array([[1, 1, 1, 1, 1, 1, 1, 0]], bool)  # the 0.9 is off forest: ignored, class 0
-    out = probability_classes(prob, forest, n_classes=4)
+    out = probability_classes(prob, forest, n_classes=4, method="geometric")
     np.testing.assert_array_equal(out.classes, [[4, 1, 2, 3, 4, 1, 1, 0]])
     np.testing.assert_allclose(out.edges, [0, 2 - 2 ** 0.75, 2 - 2 ** 0.5, 2 - 2 ** 0.25, 1])
     assert out.n_missing == 1
@@ -138,17 +138,45 @@ def test_probability_classes_four_classes_by_hand():
 def test_probability_classes_default_thirty_narrow_at_high_risk():
     u_top = 2 - 2 ** (1 / 30)  # lower edge of class 30 ≈ 0.97716
     prob = np.array([[1.0, u_top + 1e-6, u_top - 1e-6, 0.0]])
-    out = probability_classes(prob, np.ones((1, 4), bool))
+    out = probability_classes(prob, np.ones((1, 4), bool), method="geometric")
     np.testing.assert_array_equal(out.classes, [[30, 30, 29, 1]])
     widths = np.diff(out.edges)
     assert (np.diff(widths) < 0).all()  # geometric: widest at low risk, narrowest at high risk
 
 
+def test_probability_classes_equal_area_by_hand():
+    # 8 forest values, 4 classes: quantile edges (linear interpolation between order statistics)
+    # 0, 0.01 + 0.75·0.01 = 0.0175, (0.1 + 0.2)/2 = 0.15, 0.3 + 0.25·0.3 = 0.375, 0.9: two values per class.
+    # A value's class is 1 + the inner edges strictly below it; NaN → 1 (counted); off forest → 0.
+    prob = np.array([[0.0, 0.01, 0.02, 0.1, 0.2, 0.3, 0.6, 0.9, np.nan, 0.95]])
+    forest = np.array([[1, 1, 1, 1, 1, 1, 1, 1, 1, 0]], bool)
+    out = probability_classes(prob, forest, n_classes=4, method="equal_area")
+    np.testing.assert_allclose(out.edges, [0.0, 0.0175, 0.15, 0.375, 0.9])
+    np.testing.assert_array_equal(out.classes, [[1, 1, 2, 2, 3, 3, 4, 4, 1, 0]])
+    assert out.n_missing == 1
+
+
+def test_probability_classes_equal_area_keeps_the_low_end_apart():
+    # A sharp map: 90 % of the forest below 4 % of the maximum. Geometric classes put all of it in
+    # class 1; equal-area classes spread it over 27 of the 30.
+    prob = np.concatenate([np.linspace(0.0, 0.03, 900), np.linspace(0.5, 0.95, 100)])[None]
+    forest = np.ones_like(prob, bool)
+    geo = probability_classes(prob, forest, method="geometric").classes
+    eq = probability_classes(prob, forest).classes  # equal_area is the default
+    assert (geo[prob < 0.03] == 1).all()
+    assert len(np.unique(eq[prob < 0.03])) == 27
+    assert np.bincount(eq.ravel())[1:].max() <= 34  # ≈ 1000 / 30 pixels per class
+
+
 def test_probability_classes_degenerate_maps():
     forest = np.ones((2, 2), bool)
-    assert (probability_classes(np.zeros((2, 2)), forest).classes == 1).all()
-    all_nan = probability_classes(np.full((2, 2), np.nan), forest)
-    assert (all_nan.classes == 1).all() and all_nan.n_missing == 4
+    for method in ("equal_area", "geometric"):
+        assert (probability_classes(np.zeros((2, 2)), forest, method=method).classes == 1).all()
+        all_nan = probability_classes(np.full((2, 2), np.nan), forest, method=method)
+        assert (all_nan.classes == 1).all() and all_nan.n_missing == 4
+    assert (probability_classes(np.full((2, 2), 0.3), forest).classes == 1).all()  # constant: one class
+    with pytest.raises(InputDataError, match="method"):
+        probability_classes(np.zeros((2, 2)), forest, method="quantile")
     with pytest.raises(InputDataError, match="finite and ≥ 0"):
         probability_classes(np.array([[0.1, -0.2], [0.3, 0.4]]), forest)
 

@@ -265,6 +265,9 @@ class EvaluateConfig(_Strict):
     cells_path: Path | None = None
     min_forest_fraction: float = Field(0.0, ge=0, le=1)  # cells with less forest (share of cell) are dropped
     vt0007_zones: bool = False  # cross the 30 classes with the zones (VT0007's administrative divisions)
+    # a model's probabilities → VT0007's 30 classes: equal_area (riskmapjnr's default: each class holds
+    # 1/30 of the forest) or geometric (UDef-ARP: p / max p cut at a geometric series) — docs/vt0007.md
+    vt0007_classes: Literal["equal_area", "geometric"] = "equal_area"
     calibration_bins: int = Field(15, ge=2)  # equal-width bins of the expected calibration error
     bootstrap: int = Field(500, ge=0)  # replicates of the per-zone intervals (0: no intervals)
     bootstrap_block_px: int = Field(32, ge=1)  # spatial blocks resampled together (pixels are not independent)

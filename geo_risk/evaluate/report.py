@@ -366,7 +366,7 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         pairs.append(MapPair(name, np.where(x.valid_cal, b_cal, np.nan), np.where(pop, b_cnf, np.nan)))
     vt_run = run_vt0007(cal, cnf, bench, pairs, cells=cells, cells_label=cells_label, pixel_area_ha=x.pixel_area_ha,
                         expected_ha_per_yr=ec.expected_ha_per_yr, min_forest_fraction=ec.min_forest_fraction,
-                        cell_size_m=ec.cell_size_m, zones=zones_vt)
+                        cell_size_m=ec.cell_size_m, zones=zones_vt, class_method=ec.vt0007_classes)
 
     # scorecards and reliability over the population
     probs = {MAP: p_map2d[pop]}

@@ -129,7 +129,7 @@ def check_expected(cnf: PeriodLayers, expected_ha_per_yr: float | None, pixel_ar
 def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: list[MapPair], *,
                cells: np.ndarray | None, cells_label: str, pixel_area_ha: float,
                expected_ha_per_yr: float | None, min_forest_fraction: float = 0.0, cell_size_m: float | None = None,
-               zones: np.ndarray | None = None) -> Vt0007Run:
+               zones: np.ndarray | None = None, class_method: str = "equal_area") -> Vt0007Run:
     """Fit and prediction tests of the benchmark and every map, the verdicts, and density.tif's map.
 
     ``cells`` None: the validation is skipped (``cells_label`` says why) but density.tif is still
@@ -149,12 +149,12 @@ def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: lis
     density_src, density_name = (bench.classes_cnf, bench.density), "benchmark"
     rows = []
     for m in maps:
-        c_cnf = vt.probability_classes(m.confirmation, cnf.forest)
+        c_cnf = vt.probability_classes(m.confirmation, cnf.forest, method=class_method)
         if m.calibration is None:  # no calibration densities: neither test is VT0007's
             rows.append(Vt0007Map(name=m.name, prediction=_empty(c_cnf.n_missing), note=m.note or
                                   "no calibration-period map: neither test can be run"))
             continue
-        c_cal = vt.probability_classes(m.calibration, cal.forest)
+        c_cal = vt.probability_classes(m.calibration, cal.forest, method=class_method)
         dens = vt.class_density(c_cal, cal.loss, cal.forest, cal.years, pixel_area_ha, zones)
         if density_name == "benchmark":
             density_src, density_name = (c_cnf, dens), m.name
@@ -171,7 +171,8 @@ def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: lis
                  if b_pred is not None else None)
     metrics = Vt0007Metrics(
         calibration_period=cal.name, confirmation_period=cnf.name, threshold_m=bench.threshold_m,
-        cells=cells_label, cell_size_m=cell_size_m, min_forest_fraction=min_forest_fraction, benchmark=bench_row,
+        cells=cells_label, cell_size_m=cell_size_m, min_forest_fraction=min_forest_fraction, class_method=class_method,
+        benchmark=bench_row,
         models=rows if cells is not None else [], density_map=density_name, expected_ha_per_yr=expected,
         expected_source=source, allocated_ha_per_yr=alloc.allocated_ha_per_yr,
         shortfall_ha_per_yr=alloc.shortfall_ha_per_yr, skipped="" if cells is not None else cells_label)

@@ -32,15 +32,15 @@ The code: ``results.py`` (the result types), ``classes.py`` (steps 1–2), ``all
 from __future__ import annotations
 
 from geo_risk.evaluate.vt0007.allocation import allocate
-from geo_risk.evaluate.vt0007.classes import (EDGE_QUANTILE, N_CLASSES, ClassDensity, benchmark_classes, class_density,
-                                              edge_distance_threshold, probability_classes)
+from geo_risk.evaluate.vt0007.classes import (CLASS_METHODS, EDGE_QUANTILE, N_CLASSES, ClassDensity, benchmark_classes,
+                                              class_density, edge_distance_threshold, probability_classes)
 from geo_risk.evaluate.vt0007.results import (Allocation, CellTable, PeriodScore, Validation, Verdict,
                                               VulnerabilityClasses)
 from geo_risk.evaluate.vt0007.validation import (MEDIAN_PROJECT_AREA_HA, fit_test, prediction_test, square_cells,
                                                  validate, verdict)
 
 __all__ = [
-    "EDGE_QUANTILE", "MEDIAN_PROJECT_AREA_HA", "N_CLASSES", "Allocation", "CellTable", "ClassDensity", "PeriodScore",
+    "CLASS_METHODS", "EDGE_QUANTILE", "MEDIAN_PROJECT_AREA_HA", "N_CLASSES", "Allocation", "CellTable", "ClassDensity", "PeriodScore",
     "Validation", "Verdict", "VulnerabilityClasses", "allocate", "benchmark_classes", "class_density",
     "edge_distance_threshold", "fit_test", "prediction_test", "probability_classes", "square_cells", "validate",
     "verdict",

@@ -93,34 +93,58 @@ def benchmark_classes(dist_edge_m: np.ndarray, forest: np.ndarray, threshold_m: 
     return VulnerabilityClasses(out, int(n_classes), int(missing.sum()), edges)
 
 
-def probability_classes(prob: np.ndarray, forest: np.ndarray,
-                        n_classes: int = N_CLASSES) -> VulnerabilityClasses:
+#: How a model's probabilities are cut into classes: ``equal_area`` (riskmapjnr's ``defor_cat`` default:
+#: each class holds the same share of forest) or ``geometric`` (UDef-ARP's alternative classification:
+#: ``p / max p`` cut at a geometric series). docs/vt0007.md compares them.
+CLASS_METHODS = ("equal_area", "geometric")
+
+
+def probability_classes(prob: np.ndarray, forest: np.ndarray, n_classes: int = N_CLASSES,
+                        method: str = "equal_area") -> VulnerabilityClasses:
     """A model's probability map turned into VT0007's vulnerability classes.
 
-    Follows UDef-ARP's ``geometric_classification_alternative`` (v2.11): the map is scaled by its
-    maximum over forest, ``u = p / max p`` ∈ [0, 1], and cut at ``a_j = 2 − 2**((n − j)/n)``,
-    ``j = 0 … n`` — a geometric series, narrow classes at high risk and wide ones at low risk.
-    ``u`` in ``[a_j, a_{j+1})`` gets class ``j + 1`` (``u = 1`` → class ``n``). A map that is zero
-    everywhere is all class 1. Forest pixels without a value (NaN) are scored as the lowest risk,
-    class 1, and counted in ``n_missing``.
+    ``method="equal_area"`` follows riskmapjnr's ``defor_cat(method="Equal Area")``: edges at the
+    ``j / n`` quantiles of the probability over forest, so each class holds ≈ 1/n of the forest
+    (tied values share the lowest of their classes, so a class may hold more and another none). Low-risk
+    forest keeps as many classes as high-risk forest: a sharp model whose bulk of forest lies
+    below 4 % of its maximum still separates it (on the demo 86 % of the forest would share the
+    geometric class 1).
+
+    ``method="geometric"`` follows UDef-ARP's ``geometric_classification_alternative`` (v2.11):
+    the map is scaled by its maximum over forest, ``u = p / max p`` ∈ [0, 1], and cut at
+    ``a_j = 2 − 2**((n − j)/n)``, ``j = 0 … n`` — narrow classes at high risk and wide ones at low
+    risk. ``u`` in ``[a_j, a_{j+1})`` gets class ``j + 1`` (``u = 1`` → class ``n``).
+
+    A map that is zero everywhere is all class 1 (equal_area: any constant map). Forest pixels without a value
+    (NaN) are scored as the lowest risk, class 1, and counted in ``n_missing``. ``edges``: the
+    quantile probabilities (equal_area) or the fractions of the maximum (geometric).
     """
     forest = _as_mask(forest, "forest")
     p = np.asarray(prob, dtype=np.float64)
     _same_shape("prob", p, forest)
     if int(n_classes) != n_classes or n_classes < 1:
         raise InputDataError(f"`n_classes` must be an integer ≥ 1, got {n_classes}.")
+    if method not in CLASS_METHODS:
+        raise InputDataError(f"`method` must be one of {CLASS_METHODS}, got {method!r}.")
     v = p[forest]
     missing = np.isnan(v)
     valid = v[~missing]
     if (valid < 0).any() or not np.isfinite(valid).all():
         raise InputDataError("`prob` must be finite and ≥ 0 on forest (NaN is allowed: scored as lowest risk).")
-    edges = 2.0 - 2.0 ** ((n_classes - np.arange(n_classes + 1)) / n_classes)
-    edges[0], edges[-1] = 0.0, 1.0
     cls = np.ones(v.shape, dtype=np.int16)
-    top = float(valid.max()) if valid.size else 0.0
-    if top > 0:
-        u = np.minimum(valid / top, 1.0)
-        cls[~missing] = 1 + np.searchsorted(edges[1:-1], u, side="right")
+    if method == "equal_area":
+        edges = (np.quantile(valid, np.linspace(0.0, 1.0, n_classes + 1)) if valid.size
+                 else np.zeros(n_classes + 1))
+        if valid.size:
+            # a pixel's class: 1 + the inner edges strictly below it (tied values share the lowest)
+            cls[~missing] = 1 + np.searchsorted(edges[1:-1], valid, side="left")
+    else:
+        edges = 2.0 - 2.0 ** ((n_classes - np.arange(n_classes + 1)) / n_classes)
+        edges[0], edges[-1] = 0.0, 1.0
+        top = float(valid.max()) if valid.size else 0.0
+        if top > 0:
+            u = np.minimum(valid / top, 1.0)
+            cls[~missing] = 1 + np.searchsorted(edges[1:-1], u, side="right")
     out = np.zeros(forest.shape, dtype=np.int16)
     out[forest] = cls
     return VulnerabilityClasses(out, int(n_classes), int(missing.sum()), edges)
