@@ -98,6 +98,7 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         forest_change=fc,
         periods=periods,
         eco_weight=eco_spec,
+        eco_as_input=eco is not None and eco.as_input,
         rasters={n: _raster(cfg, r) for n, r in layers.rasters.items()},
         distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
         distance_margin_m=layers.distance_margin_m,

@@ -11,6 +11,8 @@ PAST_LOSS = "past_loss"
 DIST_EDGE = "dist_edge_m"
 DIST_PAST_LOSS = "dist_past_loss_m"
 MISSING_SUFFIX = "_missing"
+#: the scaled ecological weight as an input band (``layers.eco_weight.as_input``)
+ECO_BAND = "eco_weight"
 #: bands derived from the forest-change codes, in this order, before distances and rasters
 FOREST_BANDS = [FOREST, PAST_LOSS, DIST_EDGE, DIST_PAST_LOSS]
 
@@ -28,9 +30,9 @@ def distance_band(name: str) -> str:
 
 
 def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_loss: bool = True,
-               missing: Iterable[str] = ()) -> list[str]:
+               missing: Iterable[str] = (), eco: bool = False) -> list[str]:
     """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters, then a
-    ``<name>_missing`` band per raster in ``missing``; refuses duplicates.
+    ``<name>_missing`` band per raster in ``missing``, then ``eco_weight`` when ``eco``; refuses duplicates.
 
     ``past_loss`` False: the past-loss bands are left out (a period starts in the first year the
     forest-change layer holds, so no loss is known before it).
@@ -41,6 +43,8 @@ def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_
     layers = [(distance_band(n), f"layers.distance_to.{n}") for n in distance_names]
     layers += [(n, f"layers.rasters.{n}") for n in raster_names]
     layers += [(f"{n}{MISSING_SUFFIX}", f"layers.rasters.{n} (its missing-value band)") for n in missing]
+    if eco:  # registered first, so a raster of that name is the one asked to change
+        owners[ECO_BAND] = "the scaled ecological weight (layers.eco_weight with as_input: true)"
     for band, key in layers:
         if band in owners:
             raise ConfigError(
@@ -49,4 +53,4 @@ def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_
             )
         owners[band] = f"the band of {key}"
         bands.append(band)
-    return bands
+    return bands + [ECO_BAND] if eco else bands

@@ -26,7 +26,7 @@ from rasterio.crs import CRS
 
 from geo_risk_errors import InputDataError
 from tiles.errors import EmptyLayerError, InvalidGeometryError
-from tiles.bands import FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band  # noqa: F401  (re-exported)
+from tiles.bands import ECO_BAND, FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band  # noqa: F401  (re-exported)
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest
@@ -84,6 +84,8 @@ class StackSpec:
     forest_change: ForestChangeSpec
     periods: list[PeriodCodes]
     eco_weight: RasterInput | EcoPolygons | None = None
+    #: the scaled ecological weight is also a band of ``features`` (:data:`tiles.bands.ECO_BAND`)
+    eco_as_input: bool = False
     rasters: dict[str, RasterInput] = field(default_factory=dict)
     distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
     #: features this far beyond the grid still count for the distances (a town 5 km outside is 5 km away)
@@ -106,7 +108,8 @@ class StackSpec:
     def bands(self, indicators: list[str] = ()) -> list[str]:
         """Band names in stack order, with a ``<name>_missing`` band for each raster in ``indicators``
         (raises ConfigError when two layers would share one)."""
-        return band_names(self.distance_to, self.rasters, past_loss=self.past_loss, missing=indicators)
+        return band_names(self.distance_to, self.rasters, past_loss=self.past_loss, missing=indicators,
+                          eco=self.eco_weight is not None and self.eco_as_input)
 
 
 def resolve_grid(spec: Path | GridSpec) -> Grid:
@@ -219,6 +222,8 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         eco_note = "none: every pixel weighs 1"
         log.info("eco_weight: none configured — every pixel weighs 1, so the loss's ecological term weighs "
                  "every missed loss alike")
+    if e is not None and spec.eco_as_input:
+        static[ECO_BAND] = eco.astype("float32")
 
     features, labels, valids = [], [], []
     for p in spec.periods:

@@ -34,6 +34,9 @@ class EcoRaster(RasterLayer):
     """An ecological-weight raster (biomass…), scaled to [0, 1] by its 0.99 quantile over forest."""
 
     source: Literal["raster"] = "raster"
+    # the scaled weight is also an input band of the model ("eco_weight"): without it the network cannot
+    # tell valuable forest from the rest, and loss.lambda_eco barely moves the map (docs/losses.md)
+    as_input: bool = True
 
 
 class EcoPolygons(_Strict):
@@ -47,6 +50,9 @@ class EcoPolygons(_Strict):
     value: float | None = Field(None, ge=0, le=1)
     field: str | None = None
     background: float = Field(0.0, ge=0, le=1)
+    # the scaled weight is also an input band of the model ("eco_weight"): without it the network cannot
+    # tell valuable forest from the rest, and loss.lambda_eco barely moves the map (docs/losses.md)
+    as_input: bool = True
 
     @model_validator(mode="after")
     def _value_or_field(self) -> EcoPolygons:
@@ -248,7 +254,8 @@ class LayersConfig(_Strict):
     def _unique_bands(self) -> LayersConfig:
         from tiles.bands import band_names  # imported here: ``tiles`` pulls in rasterio and dask
 
-        band_names(self.distance_to, self.rasters)  # ConfigError (a ValueError) names both layers
+        # ConfigError (a ValueError) names both layers
+        band_names(self.distance_to, self.rasters, eco=self.eco_weight is not None and self.eco_weight.as_input)
         return self
 
     def paths(self) -> list[Path]:

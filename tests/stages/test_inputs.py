@@ -177,6 +177,30 @@ def test_eco_weight_from_polygons(synthetic_region, tmp_path):
             tmp_path / "percent.gpkg"), "field": "iucn_w"}))
 
 
+def test_eco_weight_is_an_input_band_unless_told_otherwise(synthetic_region, tmp_path):
+    areas = gpd.GeoDataFrame({"w": [0.6]}, geometry=[box(*px(10, 96), *px(30, 0))], crs=region.CRS)
+    areas.to_file(tmp_path / "protected.gpkg")
+    eco = {"source": "polygons", "path": str(tmp_path / "protected.gpkg"), "field": "w", "background": 0.1}
+    ds, _ = stack_of(config(synthetic_region, tmp_path, eco_weight=eco))
+    assert list(ds.band.values)[-1] == "eco_weight"
+    for period in ("train", "forecast"):  # the same scaled weight the loss uses, in both periods
+        np.testing.assert_array_equal(band(ds, "eco_weight", period), ds["eco"].values)
+    assert band(ds, "eco_weight")[:, 15].max() == np.float32(0.6)
+    ds, _ = stack_of(config(synthetic_region, tmp_path, eco_weight={**eco, "as_input": False}))
+    assert "eco_weight" not in list(ds.band.values)
+    ds, _ = stack_of(config(synthetic_region, tmp_path, eco_weight=None))
+    assert "eco_weight" not in list(ds.band.values)
+
+
+def test_a_raster_named_like_the_eco_band_is_a_config_error(synthetic_region, tmp_path):
+    raw = yaml.safe_load(synthetic_region.read_text())
+    rasters = {**raw["layers"].get("rasters", {}), "eco_weight": next(iter(raw["layers"]["rasters"].values()))}
+    with pytest.raises(ConfigError, match=r"layers.rasters.eco_weight makes band 'eco_weight', which is already the "
+                                          r"scaled ecological weight .*rename layers.rasters.eco_weight"):
+        config(synthetic_region, tmp_path, rasters=rasters,
+               eco_weight={"source": "polygons", "path": "zones.gpkg", "value": 1})
+
+
 def test_eco_polygons_value_and_field_together_is_a_config_error(synthetic_region, tmp_path):
     with pytest.raises(ConfigError, match="give value .* or field .* not both"):
         config(synthetic_region, tmp_path, eco_weight={"source": "polygons", "path": "zones.gpkg", "value": 1,
@@ -286,7 +310,7 @@ def test_median_fill_with_a_missing_value_band(synthetic_region, synthetic_stack
 
     folder = synthetic_region.parent
     ds, _ = stack_of(config(synthetic_region, tmp_path, missing={"fill": "median", "indicator": True}))
-    assert list(ds.band.values)[-2:] == ["altitude", "altitude_missing"]
+    assert list(ds.band.values)[-3:] == ["altitude", "altitude_missing", "eco_weight"]
     raw = read_on_grid(folder / "dem.tif", grid_from_raster(folder / "forest_change.tif"), "altitude",
                        "bilinear").values
     hole = np.isnan(raw)

@@ -30,9 +30,10 @@ def test_bands_shapes_and_grid(stack):
         "forest", "past_loss", "dist_edge_m", "dist_past_loss_m",  # from the forest-change codes
         "dist_roads_m", "dist_rivers_m", "dist_towns_m",  # layers.distance_to, in config order
         "altitude",  # layers.rasters
+        "eco_weight",  # layers.eco_weight (as_input: the scaled weight the loss uses)
     ]
     assert list(stack.period.values) == ["train", "forecast"]
-    assert stack["features"].shape == (2, 8, 96, 96) and stack["features"].dtype == np.float32
+    assert stack["features"].shape == (2, 9, 96, 96) and stack["features"].dtype == np.float32
     assert stack["label"].shape == stack["valid"].shape == (2, 96, 96)
     assert stack["label"].dtype == stack["valid"].dtype == np.uint8
     assert stack["eco"].shape == (96, 96) and stack["eco"].dtype == np.float32
