@@ -222,7 +222,7 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
     chunk by ``CHIP_WRITERS`` threads (numcodecs releases the GIL; zarr's own write path cost 2–3 times as
     much per chunk, measured); the statistics of the square's train chips are computed on the square itself,
     each pixel counted once per train chip that covers it (:meth:`BandMoments.of_windows`). Memory stays
-    that of two squares whatever the size of the grid.
+    that of two squares whatever the size of the grid (the heap is trimmed after each, :func:`_trim_heap`).
     """
     index = index[index.split.isin(STORED_SPLITS)].reset_index(drop=True)
     sel = stack.sel(period=period)
@@ -275,12 +275,15 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
                 if data is not None:
                     (tmp / name / key(i)).write_bytes(data)
 
+        _trim_heap()  # what the stages before freed, before this one's threads take arenas of their own
         ahead = reader.submit(read, squares[0]) if squares else None
         pending: list = []
         for t, part in enumerate(squares):
             r0, c0, square = ahead.result()
             for done in pending:  # the square before is written (and freed) before the next is read
                 done.result()
+            pending = []
+            _trim_heap()
             ahead = reader.submit(read, squares[t + 1]) if t + 1 < len(squares) else None
             pending = [writers.submit(write, int(i), r0, c0, square) for i in part]
             train = part[is_train[part]]
@@ -295,6 +298,30 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
         index.attrs = {}  # pandas attrs are not GeoParquet metadata
         index.to_parquet(tmp / "index.parquet")
     return stats
+
+
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``, as dask's distributed workers
+    do): the threads reading, cutting and encoding each square allocate and free arrays of a few MB in
+    their own malloc arenas, whose freed pages glibc otherwise keeps, so the process's memory would grow
+    square after square. A no-op without glibc."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 — glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 def _chunk_encoder(array: zarr.Array):
