@@ -5,14 +5,16 @@ from __future__ import annotations
 import torch
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100,
+                    weights: torch.Tensor | None = None) -> float:
     """The temperature T > 0 minimising the NLL of ``sigmoid(logits / T)`` (Guo et al., 2017).
 
-    ``logits`` and ``labels`` are flat tensors of valid pixels. Returns 1.0 when there is nothing
-    to fit (no pixels, or a single class).
+    ``logits`` and ``labels`` are flat tensors of valid pixels, ``weights`` their optional sampling
+    weights (a weighted NLL). Returns 1.0 when there is nothing to fit (no pixels, or a single class).
     """
     logits = logits.detach().double().flatten()
     labels = labels.detach().double().flatten()
+    w = None if weights is None else weights.detach().double().flatten()
     if logits.numel() == 0 or labels.min() == labels.max():
         return 1.0
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
@@ -20,7 +22,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits / log_t.exp(), labels)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits / log_t.exp(), labels, weight=w)
         loss.backward()
         return loss
 

@@ -16,7 +16,8 @@ from tiles.store import check_store_format
 
 
 class Sample(NamedTuple):
-    """One chip: normalised image (C,H,W) and aligned label, valid, eco (1,H,W) float, zone (1,H,W) int64."""
+    """One chip: normalised image (C,H,W) and aligned label, valid, eco (1,H,W) float, zone (1,H,W) int64.
+    ``valid`` holds the chip's sampling weight on its valid pixels (1 unless negatives were subsampled)."""
 
     image: torch.Tensor
     label: torch.Tensor
@@ -65,6 +66,10 @@ class ChipDataset(Dataset):
                 f"for validation), chips.block_size_px or chips.buffer_px")
         # opened once: opening an array reads its metadata, a fifth of a chip's read time
         self.arrays = {k: self.group[k] for k in ("image", "label", "valid", "eco", "zone")}
+        # each chip's sampling weight (1 / chips.negative_keep for a kept pure-negative chip): it scales
+        # the chip's valid mask, so the loss is the population's, not the subsample's
+        self.weight = (np.asarray(self.group["weight"][:], dtype=np.float32) if "weight" in self.group
+                       else np.ones(splits.size, dtype=np.float32))
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
@@ -88,7 +93,7 @@ class ChipDataset(Dataset):
         return Sample(
             torch.from_numpy(image),
             torch.from_numpy(label.astype(np.float32)),
-            torch.from_numpy(valid.astype(np.float32)),
+            torch.from_numpy(valid.astype(np.float32) * self.weight[j]),
             torch.from_numpy(np.nan_to_num(eco.astype(np.float32))),
             torch.from_numpy(zone.astype(np.int64)),
         )

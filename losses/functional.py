@@ -22,7 +22,7 @@ class LossInputs(NamedTuple):
 
     logits: torch.Tensor  # float32 (float64 kept), carries grad to the caller's logits
     label: torch.Tensor  # same dtype, 0/1
-    valid: torch.Tensor  # same dtype, 0/1
+    valid: torch.Tensor  # same dtype: the 0/1 mask, or per-pixel weights ≥ 0 (0 = masked)
     eco: torch.Tensor | None  # same dtype, >= 0
     zone: torch.Tensor | None  # int64 in [0, num_zones)
     num_zones: int | None
@@ -49,7 +49,9 @@ def check_inputs(logits, label, valid, eco=None, zone=None, num_zones=None) -> L
     """Validate shapes, dtypes and values; cast, flatten and zero out masked pixels.
 
     Values are checked on valid pixels only, so nodata codes under ``valid == 0`` are fine.
-    When ``zone`` is given and ``num_zones`` is None it becomes max valid zone id + 1.
+    ``valid`` is a 0/1 mask or non-negative per-pixel weights (e.g. a chip's sampling weight: every
+    term then becomes a weighted mean). When ``zone`` is given and ``num_zones`` is None it becomes
+    max valid zone id + 1.
     """
     if not torch.is_tensor(logits) or not logits.is_floating_point():
         got = logits.dtype if torch.is_tensor(logits) else type(logits).__name__
@@ -61,10 +63,12 @@ def check_inputs(logits, label, valid, eco=None, zone=None, num_zones=None) -> L
     else:
         raise LossInputError(f"logits has shape {tuple(logits.shape)}; expected (N, 1, H, W) or (N, H, W).")
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    mask = _pixels("valid", valid, logits, pix).ne(0)
+    v = _pixels("valid", valid, logits, pix)
+    mask = v.ne(0)
+    w = torch.where(mask, v.to(dtype), 0.0)
     z = torch.where(mask, logits.reshape(-1).to(dtype), 0.0)  # masked grads are exactly 0
     y = torch.where(mask, _pixels("label", label, logits, pix).to(dtype), 0.0)
-    checks = {"label": ~((y >= 0) & (y <= 1))}
+    checks = {"label": ~((y >= 0) & (y <= 1)), "valid": ~(w >= 0)}
     e = g = None
     if eco is not None:
         e = torch.where(mask, _pixels("eco", eco, logits, pix).to(dtype), 0.0)
@@ -77,6 +81,9 @@ def check_inputs(logits, label, valid, eco=None, zone=None, num_zones=None) -> L
         checks["zone"] = g < 0
     flags = [c.any() for c in checks.values()] + ([g.max()] if g is not None and g.numel() else [])
     flags = dict(zip([*checks, "zmax"], torch.stack([f.to(torch.int64) for f in flags]).tolist()))  # one sync
+    if flags["valid"]:
+        raise LossInputError("valid has negative or NaN values; give a 0/1 mask or non-negative per-pixel "
+                             "weights (0 = ignored).")
     if flags["label"]:
         raise LossInputError("label has values outside [0, 1] at valid pixels; labels must be 0/1 "
                              "(mark nodata pixels with valid=0 instead of a code such as 255).")
@@ -93,7 +100,7 @@ def check_inputs(logits, label, valid, eco=None, zone=None, num_zones=None) -> L
         elif zmax >= num_zones:
             raise LossInputError(f"zone has id {zmax} at a valid pixel but num_zones={num_zones}; "
                                  f"pass num_zones >= {zmax + 1} (max zone id + 1).")
-    return LossInputs(z, y, mask.to(dtype), e, g, num_zones)
+    return LossInputs(z, y, w, e, g, num_zones)
 
 
 def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -250,8 +250,8 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
     if not ctx.main:
         return result
     net.load_state_dict(best["state"])
-    _, best_logits = _validate(net, val_dl, criterion, device)
-    temperature = fit_temperature(*best_logits) if tc.calibrate else 1.0
+    _, (val_logits, val_labels, val_weights) = _validate(net, val_dl, criterion, device)
+    temperature = fit_temperature(val_logits, val_labels, weights=val_weights) if tc.calibrate else 1.0
     meta = CheckpointMeta(
         model=cfg.model.model_dump(), bands=train_ds.bands, band_stats=train_ds.stats, num_zones=train_ds.num_zones,
         temperature=temperature, epoch=best_row["epoch"], val_auc=best_row["val_auc"], val_ap=best_row["val_ap"],
@@ -328,7 +328,7 @@ def _validate(model, loader, criterion, device, memory_format=torch.channels_las
     """Validation loss, AUC and AP over valid pixels, plus those pixels' logits and labels."""
     model.eval()
     criterion.eval()  # no EMA updates from validation batches
-    total, n, scores, labels = 0.0, 0, [], []
+    total, n, scores, labels, weights = 0.0, 0, [], [], []
     for image, label, valid, eco, zone in (_to(b, device) for b in loader):
         logits = model(image.contiguous(memory_format=memory_format)).float()
         total += float(criterion(logits, label, valid, eco, zone).total) * image.shape[0]
@@ -336,12 +336,13 @@ def _validate(model, loader, criterion, device, memory_format=torch.channels_las
         m = valid.bool()
         scores.append(logits[m].cpu().numpy())
         labels.append(label[m].cpu().numpy())
-    s, y = np.concatenate(scores), np.concatenate(labels)
+        weights.append(valid[m].float().cpu().numpy())  # the chips' sampling weights (1 unless subsampled)
+    s, y, w = np.concatenate(scores), np.concatenate(labels), np.concatenate(weights)
     both = 0 < y.sum() < y.size
     metrics = {"val_total": total / max(n, 1),
-               "val_auc": float(roc_auc_score(y, s)) if both else float("nan"),
-               "val_ap": float(average_precision_score(y, s)) if both else float("nan")}
-    return metrics, (torch.from_numpy(s), torch.from_numpy(y))
+               "val_auc": float(roc_auc_score(y, s, sample_weight=w)) if both else float("nan"),
+               "val_ap": float(average_precision_score(y, s, sample_weight=w)) if both else float("nan")}
+    return metrics, (torch.from_numpy(s), torch.from_numpy(y), torch.from_numpy(w))
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

@@ -140,3 +140,22 @@ def test_gradcheck_fairness_with_ema_and_composite():
     assert torch.autograd.gradcheck(fair, (z,))
     comp = CompositeLoss(lambda_eco=0.7, lambda_fair=2.0, min_zone_pixels=2, focal_gamma=1.5)
     assert torch.autograd.gradcheck(lambda z: comp(z, y, m, e, zone).total, (z,))
+
+
+def test_valid_as_weights_is_a_weighted_mean():
+    # weight 2 on pixel 0 counts it twice: the same as the mean over (p0, p0, p1, p2)
+    w = t(2.0, 1.0, 1.0, 0.0)
+    want = (2 * sp(-0.0) + sp(2.0) + sp(1.0)) / 4
+    assert masked_bce(t(*Z), t(*Y), w).item() == pytest.approx(want, rel=1e-12)
+    want_eco = (2 * 2.0 * sp(-0.0) + 0.5 * sp(1.0)) / 4
+    assert eco_false_negative(t(*Z), t(*Y), w, t(*E)).item() == pytest.approx(want_eco, rel=1e-12)
+    # a 0/1 mask is the unweighted case
+    assert masked_bce(t(*Z), t(*Y), t(*M)).item() == pytest.approx((sp(-0.0) + sp(2.0) + sp(1.0)) / 3)
+
+
+def test_negative_or_nan_weights_are_refused():
+    from geo_risk_errors import LossInputError
+
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(LossInputError, match="valid has negative or NaN values"):
+            masked_bce(t(*Z), t(*Y), t(bad, 1.0, 1.0, 0.0))

@@ -9,7 +9,7 @@ from tiles.chips import band_stats
 
 SIZE = 32
 BANDS = ["forest", "past_loss", "dist_edge_m", "dist_past_loss_m", "dist_roads_m", "dist_rivers_m",
-         "dist_towns_m", "altitude"]
+         "dist_towns_m", "altitude", "eco_weight"]
 
 
 def windows(synthetic_chips, split):
@@ -34,7 +34,7 @@ def test_samples_shapes_dtypes_and_contents(synthetic_chips, train_stack, split,
     wins = windows(synthetic_chips, split)
     for i, (r, c) in enumerate(wins):
         s = ds[i]
-        assert s.image.shape == (8, SIZE, SIZE) and s.image.dtype == torch.float32
+        assert s.image.shape == (9, SIZE, SIZE) and s.image.dtype == torch.float32
         for t in (s.label, s.valid, s.eco):
             assert t.shape == (1, SIZE, SIZE) and t.dtype == torch.float32
         assert s.zone.shape == (1, SIZE, SIZE) and s.zone.dtype == torch.int64
@@ -93,3 +93,24 @@ def test_d4_augmentation_keeps_image_label_valid_eco_zone_aligned(synthetic_chip
             for name, t_plain, t_aug in zip(("label", "valid", "eco", "zone"), arrays[1:], list(a)[1:]):
                 np.testing.assert_array_equal(d4([t_plain], k, f)[0], t_aug.numpy(), err_msg=name)
     assert len(used) >= 4  # augmentation really moves the chips
+
+
+def test_a_chips_sampling_weight_scales_its_valid_mask(synthetic_chips, train_stack, tmp_path):
+    import shutil
+
+    import zarr
+
+    store = tmp_path / "chips.zarr"
+    shutil.copytree(synthetic_chips.store, store)
+    group = zarr.open_group(str(store), mode="r+")
+    ds0 = ChipDataset(store, "train")
+    j = int(ds0.indices[1])
+    weight = np.asarray(group["weight"][:], dtype=np.float32)
+    assert (weight == 1).all()  # no negative subsampling in the synthetic store
+    weight[j] = 2.5  # a kept pure-negative chip at chips.negative_keep = 0.4
+    group["weight"][:] = weight
+    ds = ChipDataset(store, "train")
+    (r, c) = windows(synthetic_chips, "train")[1]
+    mask = train_stack["valid"].values[..., r:r + SIZE, c:c + SIZE].astype(np.float32)
+    np.testing.assert_array_equal(ds[1].valid[0].numpy(), 2.5 * mask)
+    np.testing.assert_array_equal(ds[0].valid[0].numpy(), ds0[0].valid[0].numpy())
