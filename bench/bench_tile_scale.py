@@ -3,8 +3,9 @@
 the area; a mosaic, not a bigger real region), tiled end to end (stack + chips) with distances capped
 and computed block by block. Prints, in one run, for each scale:
 
-* seconds and peak RSS of the whole tile stage (threads scheduler, one process), and the RSS growth
-  from one scale to the next (target 4× → 16×: ≤ 1.25×);
+* seconds and peak RSS of the whole tile stage (stack and chip store; threads scheduler, one process)
+  and the bench's first chip store after it, and the RSS growth from one scale to the next (target 4× →
+  16×: ≤ 1.25×); the last column is the peak at the end of the tile stage alone;
 * chips/s building the chip store (``tiles.write_chip_store`` again from the written stack.zarr: the
   band statistics and every chip written) against the limit, a raw rasterio loop over the same chip
   windows of the same layers pre-aligned in one tiled GeoTIFF on the same disk, each window read and
@@ -172,7 +173,8 @@ def tile_once(config: Path, scheduler: str, workers: int, raw: bool) -> dict:
     tile_s = time.perf_counter() - t0
     stack = open_store(result.stack, "layer stack")
     row = {"scheduler": scheduler, "tile_s": round(tile_s, 1), "grid_px": int(stack.sizes["y"] * stack.sizes["x"]),
-           "chips": result.num_train + result.num_val + result.num_test}
+           "chips": result.num_train + result.num_val + result.num_test,
+           "tile_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # tile stage only
     if raw:  # chips/s of the chip store and of the raw loop on the same chips, alternated REPEATS times
         index = gpd.read_parquet(result.chips / "index.parquet")
         size = cfg.chips.size_px
@@ -234,13 +236,14 @@ def main() -> None:
         shutil.rmtree(a.work / f"mosaic{k}x{k}", ignore_errors=True)
     print(f"\ndemo mosaicked k × k (a mosaic, not a larger real region), distances capped at {a.cap:g} m, "
           "block by block; threads scheduler")
-    print("area  grid_px      chips  tile_s  peak_RSS_MB  RSS vs prev  store chips/s  raw chips/s  store/raw")
+    print("area  grid_px      chips  tile_s  peak_RSS_MB  RSS vs prev  store chips/s  raw chips/s  store/raw"
+          "  tile stage alone: peak_RSS_MB")
     prev = None
     for r in rows:
         growth = f"{r['peak_rss_mb'] / prev['peak_rss_mb']:.2f}×" if prev else "—"
         print(f"{r['scale']:>3}×  {r['grid_px']:>11,}  {r['chips']:>5}  {r['tile_s']:>6}  {r['peak_rss_mb']:>11}  "
               f"{growth:>11}  {r['store_chips_per_s']:>13}  {r['raw_chips_per_s']:>11}  "
-              f"{r['store_chips_per_s'] / r['raw_chips_per_s']:>9.2f}")
+              f"{r['store_chips_per_s'] / r['raw_chips_per_s']:>9.2f}  {r['tile_peak_rss_mb']:>29}")
         prev = r
     if cluster:
         print(f"\nthe same tile stage: threads (one process) vs LocalCluster ({a.workers} worker processes × 1 "
