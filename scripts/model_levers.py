@@ -25,6 +25,7 @@ import yaml
 from geo_risk.baselines import fit_and_score_run
 from geo_risk.config import load_config
 from geo_risk.evaluate import ranking_metrics
+from geo_risk.evaluate.metrics import weighted_recall_at_area
 from geo_risk.paths import RunPaths
 from geo_risk.predict import run_predict
 from geo_risk.train import run_train
@@ -45,16 +46,19 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def forecast_population(tiles: Path):
+    """The forecast period's forest pixels: (mask, labels, ecological weights) of the stack."""
     fc = open_store(tiles / "stack.zarr", "layer stack").sel(period="forecast")
     valid = fc["valid"].values.astype(bool)
-    return valid, fc["label"].values[valid].astype(np.uint8)
+    return valid, fc["label"].values[valid].astype(np.uint8), fc["eco"].values[valid].astype(np.float64)
 
 
-def score(prob: np.ndarray, valid: np.ndarray, label: np.ndarray) -> dict:
+def score(prob: np.ndarray, valid: np.ndarray, label: np.ndarray, eco: np.ndarray) -> dict:
+    """AUC, AP and the eco-weighted recall at matched area (flagging as many pixels as were lost)."""
     s = prob[valid].astype(np.float64)
     missing = int((~np.isfinite(s)).sum())
     s[~np.isfinite(s)] = -1.0  # a forest pixel without a value is scored as the lowest risk
-    return {**ranking_metrics(s, label), "missing": missing}
+    eco_recall = weighted_recall_at_area(s, label, eco, float(label.mean()))
+    return {**ranking_metrics(s, label), "eco_recall": eco_recall, "missing": missing}
 
 
 def main() -> None:
@@ -68,7 +72,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     args.base.mkdir(parents=True, exist_ok=True)
     tiles = args.tiles.resolve()
-    valid, label = forecast_population(tiles)
+    valid, label, eco = forecast_population(tiles)
     out = args.base / "levers.jsonl"
     if args.baselines:
         ref = args.base / "_baselines"
@@ -77,7 +81,7 @@ def main() -> None:
             (ref / "tiles").symlink_to(tiles)
         maps = fit_and_score_run(ref)
         for name in maps.names:
-            row = {"variant": f"baseline {name}", **score(maps[name], valid, label)}
+            row = {"variant": f"baseline {name}", **score(maps[name], valid, label, eco)}
             print(row, flush=True)
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -97,7 +101,7 @@ def main() -> None:
         t2 = time.perf_counter()
         with rasterio.open(RunPaths(run).probability) as src:
             prob = src.read(1)
-        row = {"variant": name, "overrides": text, **score(prob, valid, label), "val_auc": tr.val_auc,
+        row = {"variant": name, "overrides": text, **score(prob, valid, label, eco), "val_auc": tr.val_auc,
                "val_ap": tr.val_ap, "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1)}
         print(row, flush=True)
         with out.open("a") as f:
