@@ -178,7 +178,6 @@ def tile_once(config: Path, scheduler: str, workers: int, raw: bool) -> dict:
     if raw:  # chips/s of the chip store and of the raw loop on the same chips, alternated REPEATS times
         index = gpd.read_parquet(result.chips / "index.parquet")
         size = cfg.chips.size_px
-        tif = aligned_tif(result.stack, config.parent)
         store_s, raw_s = [], []
         for _ in range(REPEATS):
             with use_scheduler(cfg.dask):
@@ -186,8 +185,10 @@ def tile_once(config: Path, scheduler: str, workers: int, raw: bool) -> dict:
                 write_chip_store(stack, "train", index, config.parent / "bench_chips.zarr", size)
                 store_s.append(time.perf_counter() - t0)
             shutil.rmtree(config.parent / "bench_chips.zarr")
-            if not raw_s:  # peak RSS of the tile stage and the chip store, before the raw loop
+            if not raw_s:  # peak RSS of the tile stage and the chip store, before the bench's own
+                # pre-aligned GeoTIFF (written in strips whose size grows with the mosaic's width)
                 row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+                tif = aligned_tif(result.stack, config.parent)
             raw_s.append(raw_window_loop(tif, index, size, config.parent))
         tif.unlink()
         store, limit = statistics.median(store_s), statistics.median(raw_s)
