@@ -34,8 +34,8 @@ class EcoRaster(RasterLayer):
     """An ecological-weight raster (biomass…), scaled to [0, 1] by its 0.99 quantile over forest."""
 
     source: Literal["raster"] = "raster"
-    # the scaled weight is also an input band of the model ("eco_weight"): without it the network cannot
-    # tell valuable forest from the rest, and loss.lambda_eco barely moves the map (docs/losses.md)
+    # the scaled weight is also an input band of the model ("eco_weight"), so the network can tell valuable
+    # forest from the rest: about +1 point of eco-weighted recall at equal loss.lambda_eco on the demo
     as_input: bool = True
 
 
@@ -50,8 +50,8 @@ class EcoPolygons(_Strict):
     value: float | None = Field(None, ge=0, le=1)
     field: str | None = None
     background: float = Field(0.0, ge=0, le=1)
-    # the scaled weight is also an input band of the model ("eco_weight"): without it the network cannot
-    # tell valuable forest from the rest, and loss.lambda_eco barely moves the map (docs/losses.md)
+    # the scaled weight is also an input band of the model ("eco_weight"); a small polygon becomes a
+    # location flag the network can over-fit (docs/losses.md, Martinique): measure, or set false
     as_input: bool = True
 
     @model_validator(mode="after")
