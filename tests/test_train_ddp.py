@@ -15,9 +15,12 @@ from geo_risk.paths import RunPaths
 from tests.conftest import ROOT, synthetic_config
 
 #: the two runs see the same chips in each step (the global batch of 4 split 2 + 2), but BatchNorm
-#: normalises each process's 2 chips and the accuracy term is averaged per process, so the final
-#: validation metrics differ a little: measured |Δ| 0.006 (loss), 0.013 (AUC), 0.002 (AP) after 2 epochs
-TOLERANCE = {"val_total": 0.05, "val_auc": 0.05, "val_ap": 0.03}
+#: normalises each process's 2 chips and the accuracy term is averaged per process, so the losses
+#: differ a little: measured |Δ| 0.029 and 0.025 (train loss, epochs 1 and 2), 0.009 and 0.004
+#: (validation loss). The validation AUC/AP are not compared: after 2 epochs on the 96 px synthetic region the model
+#: ranks the few validation losses near chance (AUC 0.43–0.55), and two such rankings differ by up to
+#: 0.2 AUC for any small change of the weights, DDP or not.
+TOLERANCE = {"train_total": 0.05, "val_total": 0.05}
 
 
 def _rows(path):
@@ -48,7 +51,11 @@ def test_two_gloo_processes_train_like_one(synthetic_region, synthetic_run, tmp_
     paths = RunPaths(two.run_dir)
     assert sorted(p.name for p in paths.root.iterdir()) == ["learning_curves.png", "model.pt", "tiles",
                                                            "train_log.csv", "train_state.pt"]
-    a, b = _rows(RunPaths(one.run_dir).train_log)[-1], _rows(paths.train_log)[-1]
-    for key, tol in TOLERANCE.items():
-        assert abs(a[key] - b[key]) <= tol, (key, a[key], b[key])
+    rows_one, rows_two = _rows(RunPaths(one.run_dir).train_log), _rows(paths.train_log)
+    assert len(rows_one) == len(rows_two) == 2
+    for a, b in zip(rows_one, rows_two):  # every epoch, not only the last
+        for key, tol in TOLERANCE.items():
+            assert abs(a[key] - b[key]) <= tol, (a["epoch"], key, a[key], b[key])
+    assert rows_one[0]["train_total"] > rows_one[-1]["train_total"]  # both runs really trained
+    assert rows_two[0]["train_total"] > rows_two[-1]["train_total"]
     assert a["val_total"] != b["val_total"]  # really another run (per-process BatchNorm), not a copy

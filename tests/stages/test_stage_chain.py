@@ -71,7 +71,7 @@ def test_tile_writes_stack_chips_and_zones(synthetic_run):
     zones = gpd.read_file(paths.zones)
     assert list(zones.zone_id) == [1, 2, 3] and list(zones.name) == ["West", "Centre", "East"]
     stack = open_store(paths.stack, "layer stack")
-    assert dict(stack.sizes) == {"period": 2, "band": 8, "y": 96, "x": 96}
+    assert dict(stack.sizes) == {"period": 2, "band": 9, "y": 96, "x": 96}
     assert int(stack["valid"].sel(period="forecast").sum()) == FORECAST_VALID
 
 
