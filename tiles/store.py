@@ -283,7 +283,6 @@ def write_chip_store(stack: xr.Dataset, period: str, index: gpd.GeoDataFrame, pa
             r0, c0, square = ahead.result()
             for done in pending:  # the square before is written (and freed) before the next is read
                 done.result()
-            pending = []
             _trim_heap()
             ahead = reader.submit(read, squares[t + 1]) if t + 1 < len(squares) else None
             pending = [writers.submit(write, int(i), r0, c0, square) for i in part]
@@ -361,21 +360,11 @@ class BandMoments:
         self.mean = np.zeros(len(self.bands))
         self.m2 = np.zeros(len(self.bands))
 
-    def of(self, images, valid) -> tuple:
-        """(count, mean, M2) of a batch of (N, C, H, W) chips, over their valid pixels only (NumPy)."""
-        images, valid = np.asarray(images), np.asarray(valid, dtype=bool)
-        x = np.moveaxis(images, 1, 0)[:, valid].astype(np.float64)  # (C, valid pixels)
-        x[self.log] = np.log1p(np.maximum(x[self.log], 0))
-        n = float(x.shape[1])
-        mean = x.sum(axis=1) / max(n, 1.0)
-        m2 = ((x - mean[:, None]) ** 2).sum(axis=1)
-        return n, mean, m2
-
     def of_windows(self, image, valid, rows, cols, size: int) -> tuple:
         """(count, mean, M2) of the chips of ``size`` px at ``rows``, ``cols`` of one (C, H, W) ``image``
         and its (H, W) ``valid`` mask, without cutting them: each valid pixel weighs the number of those
         chips that cover it (the chips overlap when the stride is below their size), so the moments are
-        those of :meth:`of` on the cut chips, from each pixel's values transformed once."""
+        those of the cut chips' valid pixels, from each pixel's values transformed once."""
         valid = np.asarray(valid, dtype=bool)
         h, w = valid.shape
         cover = np.zeros((h + 1, w + 1), dtype=np.int64)  # chip corners, summed into coverage counts

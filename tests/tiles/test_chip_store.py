@@ -92,15 +92,14 @@ def test_band_moments_of_overlapping_windows_are_those_of_the_cut_chips():
     size = 16
     chips = np.stack([img[:, r:r + size, c:c + size] for r, c in zip(rows, cols)])
     masks = np.stack([valid[r:r + size, c:c + size] for r, c in zip(rows, cols)])
-    a, b = BandMoments(bands), BandMoments(bands)
+    a = BandMoments(bands)
     a.add(*a.of_windows(img, valid, rows, cols, size))
-    b.add(*b.of(chips, masks))
     want = band_stats(chips, masks, bands)
-    assert a.n == b.n == masks.sum()
+    assert a.n == masks.sum()
     for band in bands:
-        for got in (a.stats()[band], b.stats()[band]):
-            assert got["mean"] == pytest.approx(want[band]["mean"], rel=1e-12)
-            assert got["std"] == pytest.approx(want[band]["std"], rel=1e-9)
+        got = a.stats()[band]
+        assert got["mean"] == pytest.approx(want[band]["mean"], rel=1e-12)
+        assert got["std"] == pytest.approx(want[band]["std"], rel=1e-9)
     empty = BandMoments(bands)
     empty.add(*empty.of_windows(img, np.zeros_like(valid), rows, cols, size))
     assert empty.n == 0 and empty.stats()["altitude"] == {"transform": "none", "mean": 0.0, "std": 1.0}
