@@ -101,6 +101,11 @@ class StackSpec:
     zones: tuple[str, VectorSource | Path, str] | None = None  # (source, layer, name_field)
 
     @property
+    def eco_band(self) -> bool:
+        """Whether the stack holds the ``eco_weight`` input band (a weight is given, as an input)."""
+        return self.eco_weight is not None and self.eco_as_input
+
+    @property
     def past_loss(self) -> bool:
         """Whether every period has a past-loss window (else the past-loss bands are left out)."""
         return all(p.past_loss_codes for p in self.periods)
@@ -109,7 +114,7 @@ class StackSpec:
         """Band names in stack order, with a ``<name>_missing`` band for each raster in ``indicators``
         (raises ConfigError when two layers would share one)."""
         return band_names(self.distance_to, self.rasters, past_loss=self.past_loss, missing=indicators,
-                          eco=self.eco_weight is not None and self.eco_as_input)
+                          eco=self.eco_band)
 
 
 def resolve_grid(spec: Path | GridSpec) -> Grid:
@@ -222,7 +227,7 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         eco_note = "none: every pixel weighs 1"
         log.info("eco_weight: none configured — every pixel weighs 1, so the loss's ecological term weighs "
                  "every missed loss alike")
-    if e is not None and spec.eco_as_input:
+    if spec.eco_band:
         static[ECO_BAND] = eco.astype("float32")
 
     features, labels, valids = [], [], []
