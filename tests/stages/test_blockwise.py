@@ -94,10 +94,10 @@ def test_the_chip_store_written_in_small_squares_is_the_chip_store(synthetic_chi
                                                                     tmp_path):
     import xarray as xr
 
-    import tiles.store
+    import tiles.chip_store
     from tiles import write_chip_store
 
-    monkeypatch.setattr(tiles.store, "CHIP_TILE_PX", 16)  # squares smaller than a chip: one per origin
+    monkeypatch.setattr(tiles.chip_store, "CHIP_TILE_PX", 16)  # squares smaller than a chip: one per origin
     stats = write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, tmp_path / "chips.zarr", 32)
     a, b = xr.open_zarr(tmp_path / "chips.zarr"), xr.open_zarr(synthetic_chips.store)
     assert a.sizes["chip"] == b.sizes["chip"] > 3

@@ -190,7 +190,7 @@ def test_val_and_test_fractions_must_leave_train_chips():
 
 def test_band_moments_merged_batch_by_batch_are_band_stats():
     from tiles.chips import band_stats
-    from tiles.store import BandMoments
+    from tiles.chip_store import BandMoments
 
     rng = np.random.default_rng(3)
     bands = ["altitude", "dist_roads_m", "constant"]

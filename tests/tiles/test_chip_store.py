@@ -1,4 +1,4 @@
-"""The chip store cut square by square (tiles.store.write_chip_store): every chip written is its stack window
+"""The chip store cut square by square (tiles.chip_store.write_chip_store): every chip written is its stack window
 bit for bit and the statistics are those of the train chips computed directly (tiles.chips.band_stats),
 whatever the squares — smaller than a chip, not aligned with the stride, or the whole grid — from a stack
 in memory and from a stack read back from Zarr through dask (chunks of 32 px, so squares cross chunks).
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import zarr
 
-import tiles.store
+import tiles.chip_store
 from tiles import open_store, write_chip_store, write_stack
 from tiles.chips import band_stats
-from tiles.store import BandMoments, chip_tiles
+from tiles.chip_store import BandMoments, chip_tiles
 
 SIZE = 32
 LAYERS = {"image": "features", "label": "label", "valid": "valid", "eco": "eco", "zone": "zone"}
@@ -33,7 +33,7 @@ def zarr_stack(synthetic_stack, tmp_path_factory):
 @pytest.mark.parametrize("source", ["memory", "zarr"])
 def test_chips_are_the_stack_windows_bit_for_bit_and_stats_the_direct_ones(
         source, tile_px, synthetic_stack, synthetic_chips, zarr_stack, monkeypatch, tmp_path):
-    monkeypatch.setattr(tiles.store, "CHIP_TILE_PX", tile_px)
+    monkeypatch.setattr(tiles.chip_store, "CHIP_TILE_PX", tile_px)
     stack = synthetic_stack[0] if source == "memory" else zarr_stack
     if source == "zarr":
         assert stack["features"].chunks is not None and stack["features"].data.chunksize[-1] == 32
