@@ -23,13 +23,18 @@ seeded percentile per zone in the form the report needs, so the resampling stays
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
 
 from geo_risk.artifacts import FairnessAudit, GapSummary, Interval, ZoneAudit
 from geo_risk.zone_stats import counted_ids, zone_pixels
+
+if TYPE_CHECKING:
+    from geo_risk.paths import RunPaths
 
 #: block sums kept per (zone, block)
 _SUMS = ("n", "lost", "risk_model", "risk_map", "flag_lost", "flag_kept")
@@ -169,3 +174,36 @@ def gap_summaries(frame: MetricFrame) -> list[GapSummary]:
 def _nanquantile(v: np.ndarray, q: float) -> float:
     v = v[np.isfinite(v)]
     return float(np.quantile(v, q)) if v.size else float("nan")
+
+
+def zone_names(paths: RunPaths) -> dict[int, str]:
+    """Zone id → name, from the run's zones layer (empty when the run has none)."""
+    if not paths.zones.is_file():
+        return {}
+    z = gpd.read_file(paths.zones, columns=["zone_id", "name"], ignore_geometry=True)
+    return {int(i): ("" if pd.isna(n) else str(n)) for i, n in zip(z.zone_id, z.name)}
+
+
+def zone_table(audit) -> pd.DataFrame:
+    """The audit's per-zone rows with each interval as value, low and high columns (zones.csv)."""
+    rows = []
+    for r in audit.zones:
+        row = {"zone_id": r.zone_id, "name": r.name, "forest_pixels": r.forest_pixels, "counted": r.counted}
+        for f in ("observed_loss_rate", "mean_risk_model", "mean_risk_map", "fnr", "fpr"):
+            iv = getattr(r, f)
+            row |= {f: iv.value, f"{f}_low": iv.low, f"{f}_high": iv.high}
+        row["flagged_ha"] = r.flagged_ha
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_zones_geojson(paths: RunPaths, table: pd.DataFrame, dest) -> None:
+    """The audit joined to the zone polygons, in WGS 84 (GeoJSON's CRS)."""
+    if paths.zones.is_file():
+        gdf = gpd.read_file(paths.zones)[["zone_id", "geometry"]].merge(table, on="zone_id", how="inner")
+    else:
+        gdf = gpd.GeoDataFrame(table, geometry=[None] * len(table))
+    gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=gdf.crs)
+    if gdf.crs is not None:
+        gdf = gdf.to_crs(4326)
+    dest.write_text(gdf.to_json(drop_id=True, na="null"), encoding="utf-8")

@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass, replace
 
 import dask
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import rasterio
 from scipy.special import expit, logit
 
@@ -37,7 +35,7 @@ from geo_risk.config import RunConfig
 from geo_risk.export import true_values
 from geo_risk.tiling import stack_spec
 from geo_risk.evaluate import figures, html
-from geo_risk.evaluate.audit import ZoneInputs, block_ids, zone_audit
+from geo_risk.evaluate.audit import ZoneInputs, block_ids, write_zones_geojson, zone_audit, zone_names, zone_table
 from geo_risk.evaluate.metrics import (
     brier_score, expected_calibration_error, fom_at_observed_quantity, ranking_metrics, reliability_curve,
     weighted_recall_at_area,
@@ -401,7 +399,7 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     # decision: the audit per zone and the value
     dc = cfg.decision
     actions2d = np.where(x.decision == DECISION_NODATA, 0, x.decision).astype(np.int64)
-    names = _zone_names(paths)
+    names = zone_names(paths)
     fairness = None
     if (zone2d[pop] > 0).any():
         zi = ZoneInputs(zone=zone2d[pop], block=block_ids(zone2d.shape, ec.bootstrap_block_px)[pop],
@@ -415,7 +413,7 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
                  "the uncalibrated model": probs[UNCALIBRATED],
                  **{f"the {name}": probs[name] for name in BASELINE_LABELS.values() if name in probs},
                  "the VT0007 benchmark": probs[BENCHMARK]}
-    value = _decision_value(cfg, actions2d[pop], p_map2d[pop], label.astype(bool), pop_probs, x.pixel_area_ha)
+    value = dv.run_decision_value(cfg, actions2d[pop], p_map2d[pop], label.astype(bool), pop_probs, x.pixel_area_ha)
 
     card = {c.name: c for c in cards}
     metrics = Metrics(
@@ -445,8 +443,8 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     learning = paths.learning_curves.read_bytes() if paths.learning_curves.is_file() else None
     page = html.render(cfg, metrics, figs, learning, temperature=temperature, seconds=time.perf_counter() - t0)
     targets = [paths.metrics, paths.report, *(paths.plot(n) for n in figs)]
-    zone_table = _zone_table(fairness) if fairness is not None else None
-    if zone_table is not None:
+    zones_df = zone_table(fairness) if fairness is not None else None
+    if zones_df is not None:
         targets += [paths.zones_csv, paths.zones_geojson]
     if vt_run.density_ha_per_pixel_yr is not None:
         targets.append(paths.density)
@@ -456,9 +454,9 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         out[paths.report].write_text(page, encoding="utf-8")
         for n, data in figs.items():
             out[paths.plot(n)].write_bytes(data)
-        if zone_table is not None:
-            zone_table.to_csv(out[paths.zones_csv], index=False, float_format="%.6g")
-            _zones_geojson(paths, zone_table, out[paths.zones_geojson])
+        if zones_df is not None:
+            zones_df.to_csv(out[paths.zones_csv], index=False, float_format="%.6g")
+            write_zones_geojson(paths, zones_df, out[paths.zones_geojson])
         if paths.density in out:
             vm = vt_run.metrics
             write_cog(out[paths.density], vt_run.density_ha_per_pixel_yr.astype(np.float32), x.grid.crs, x.grid.transform,
@@ -471,47 +469,6 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         stale.unlink(missing_ok=True)
     _log(metrics, time.perf_counter() - t0, paths)
     return metrics
-
-
-def _decision_value(cfg: RunConfig, decision: np.ndarray, p_map: np.ndarray, lost: np.ndarray,
-                    others: dict[str, np.ndarray | None], pixel_ha: float):
-    """The decision map against the 0.5 threshold, the constant plans and the decide stage's planner
-    (same cost matrix, same budgets) on other maps; ``others[name]`` None = the map without budgets."""
-    import warnings
-
-    from geo_risk.decide import Budget, DecisionWarning, solve
-
-    dc = cfg.decision
-    cost = np.asarray(dc.cost, dtype=np.float64)
-    budgets = [Budget(dc.actions.index(b.action), b.max_ha, pixel_ha, "ha") if b.max_ha is not None
-               else Budget(dc.actions.index(b.action), b.max_cost, cost[dc.actions.index(b.action), 0], "cost units")
-               for b in dc.budgets]
-    rules = {dv.DECISION: decision, dv.THRESHOLD: dv.threshold_actions(p_map, len(dc.actions))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DecisionWarning)
-        for name, p in others.items():
-            if p is None:
-                rules[f"Bayes rule on {name}"] = dv.bayes_actions(p_map, cost)
-            else:
-                how = "the same budgets" if budgets else "the same rule"
-                rules[f"decide's planner ({how}) on {name}"] = solve(p, cost, budgets).actions.astype(np.int64)
-    rules.update(dv.constant_rules(dc.actions, len(p_map)))
-
-    def keeps(a: np.ndarray) -> bool | None:
-        if not budgets:
-            return None
-        used = [(a == b.action).sum() * b.weight if np.isscalar(b.weight) else float(np.sum(cost[b.action, 0] * (a == b.action)))
-                for b in budgets]
-        return all(u <= b.limit * (1 + 1e-9) + 1e-9 for u, b in zip(used, budgets))
-
-    scaled = not (dc.damage_scale.is_identity and dc.action_cost_scale.is_identity)
-    note = ("decision.damage_scale / action_cost_scale scale the costs per pixel in the decide stage; this table "
-            "costs every plan with the config's matrix alone" if scaled else "")
-    if dc.uncertainty_k > 0:
-        note += (" " if note else "") + (f"decision.tif chose actions on p + {dc.uncertainty_k:g}·σ; the table costs "
-                                         "them under p")
-    return dv.decision_value(rules, p_map, lost, cost, dc.actions, pixel_ha,
-                             {name: keeps(a) for name, a in rules.items()}, note=note)
 
 
 def _cells(cfg: RunConfig, x: RunInputs) -> tuple[np.ndarray | None, str]:
@@ -528,37 +485,6 @@ def _cells(cfg: RunConfig, x: RunInputs) -> tuple[np.ndarray | None, str]:
     if not (cells[x.cnf.forest] > 0).any():
         raise InputDataError(f"evaluate.cells_path {path}: no polygon covers a forest pixel — check its extent and CRS")
     return cells, f"{len(polys)} polygons of {path.name}"
-
-
-def _zone_names(paths: RunPaths) -> dict[int, str]:
-    if not paths.zones.is_file():
-        return {}
-    z = gpd.read_file(paths.zones, columns=["zone_id", "name"], ignore_geometry=True)
-    return {int(i): ("" if pd.isna(n) else str(n)) for i, n in zip(z.zone_id, z.name)}
-
-
-def _zone_table(audit) -> pd.DataFrame:
-    rows = []
-    for r in audit.zones:
-        row = {"zone_id": r.zone_id, "name": r.name, "forest_pixels": r.forest_pixels, "counted": r.counted}
-        for f in ("observed_loss_rate", "mean_risk_model", "mean_risk_map", "fnr", "fpr"):
-            iv = getattr(r, f)
-            row |= {f: iv.value, f"{f}_low": iv.low, f"{f}_high": iv.high}
-        row["flagged_ha"] = r.flagged_ha
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _zones_geojson(paths: RunPaths, table: pd.DataFrame, dest) -> None:
-    """The audit joined to the zone polygons, in WGS 84 (GeoJSON's CRS)."""
-    if paths.zones.is_file():
-        gdf = gpd.read_file(paths.zones)[["zone_id", "geometry"]].merge(table, on="zone_id", how="inner")
-    else:
-        gdf = gpd.GeoDataFrame(table, geometry=[None] * len(table))
-    gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=gdf.crs)
-    if gdf.crs is not None:
-        gdf = gdf.to_crs(4326)
-    dest.write_text(gdf.to_json(drop_id=True, na="null"), encoding="utf-8")
 
 
 def _log(m: Metrics, secs: float, paths: RunPaths) -> None:

@@ -15,10 +15,15 @@ the constant plans.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from geo_risk.artifacts import DecisionRule, DecisionValue
 from geo_risk_errors import InputDataError
+
+if TYPE_CHECKING:
+    from geo_risk.config import RunConfig
 
 DECISION = "decision map (decision.tif)"
 THRESHOLD = "0.5 threshold on the map"
@@ -77,3 +82,45 @@ def decision_value(rules: dict[str, np.ndarray], prob_map: np.ndarray, lost: np.
     met = None if not ref or DECISION not in table else bool(table[DECISION][2] <= target_ratio * ref)
     return DecisionValue(actions=list(actions), cost=cost.tolist(), rules=out, target_ratio=target_ratio,
                          target_met=met, note=note)
+
+
+def run_decision_value(cfg: RunConfig, decision: np.ndarray, p_map: np.ndarray, lost: np.ndarray,
+                    others: dict[str, np.ndarray | None], pixel_ha: float):
+    """The evaluate stage's decision-value table: the decision map against the 0.5 threshold, the constant
+    plans and the decide stage's planner (``cfg.decision``'s cost matrix and budgets) on other maps;
+    ``others[name]`` None = the map without budgets."""
+    import warnings
+
+    from geo_risk.decide import Budget, DecisionWarning, solve
+
+    dc = cfg.decision
+    cost = np.asarray(dc.cost, dtype=np.float64)
+    budgets = [Budget(dc.actions.index(b.action), b.max_ha, pixel_ha, "ha") if b.max_ha is not None
+               else Budget(dc.actions.index(b.action), b.max_cost, cost[dc.actions.index(b.action), 0], "cost units")
+               for b in dc.budgets]
+    rules = {DECISION: decision, THRESHOLD: threshold_actions(p_map, len(dc.actions))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionWarning)
+        for name, p in others.items():
+            if p is None:
+                rules[f"Bayes rule on {name}"] = bayes_actions(p_map, cost)
+            else:
+                how = "the same budgets" if budgets else "the same rule"
+                rules[f"decide's planner ({how}) on {name}"] = solve(p, cost, budgets).actions.astype(np.int64)
+    rules.update(constant_rules(dc.actions, len(p_map)))
+
+    def keeps(a: np.ndarray) -> bool | None:
+        if not budgets:
+            return None
+        used = [(a == b.action).sum() * b.weight if np.isscalar(b.weight) else float(np.sum(cost[b.action, 0] * (a == b.action)))
+                for b in budgets]
+        return all(u <= b.limit * (1 + 1e-9) + 1e-9 for u, b in zip(used, budgets))
+
+    scaled = not (dc.damage_scale.is_identity and dc.action_cost_scale.is_identity)
+    note = ("decision.damage_scale / action_cost_scale scale the costs per pixel in the decide stage; this table "
+            "costs every plan with the config's matrix alone" if scaled else "")
+    if dc.uncertainty_k > 0:
+        note += (" " if note else "") + (f"decision.tif chose actions on p + {dc.uncertainty_k:g}·σ; the table costs "
+                                         "them under p")
+    return decision_value(rules, p_map, lost, cost, dc.actions, pixel_ha,
+                             {name: keeps(a) for name, a in rules.items()}, note=note)
