@@ -7,8 +7,8 @@ forest, 1 lost):
 * realised cost = Σ_i C[a_i, y_i] under the observed loss y.
 
 The decide stage's plan minimises the first (within its budgets); the second is what the map would
-have cost had it been followed over the forecast period. The rules compared are built by the
-stage (:mod:`geo_risk.evaluate.report`): the plan of ``decision.tif``, the same planner
+have cost had it been followed over the forecast period. The rules compared are built by
+:func:`run_decision_value` for the evaluate stage: the plan of ``decision.tif``, the same planner
 (:func:`geo_risk.decide.solve`, same budgets) on other probability maps, the 0.5 threshold and
 the constant plans.
 """
