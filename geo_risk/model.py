@@ -37,13 +37,37 @@ def build_model(cfg: ModelConfig, in_channels: int) -> torch.nn.Module:
         raise ConfigError(f"model.encoder: unknown encoder '{cfg.encoder}' — use one of {', '.join(encoders)} "
                           "(segmentation_models_pytorch.encoders.get_encoder_names(); timm encoders as 'tu-NAME')")
     try:
-        return getattr(smp, cfg.arch)(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights,
-                                      in_channels=in_channels, classes=1)
+        net = getattr(smp, cfg.arch)(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights,
+                                     in_channels=in_channels, classes=SKIP_WIDTH if cfg.input_skip else 1)
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(
             f"model: cannot build {cfg.arch} with encoder '{cfg.encoder}' and encoder_weights "
             f"{cfg.encoder_weights!r} ({e}) — pick another model.encoder (not every encoder suits every "
             "architecture, e.g. DPT needs a timm ViT) or encoder_weights: null") from e
+    return InputSkip(net, in_channels) if cfg.input_skip else net
+
+
+#: channels of the network's full-resolution output that meet the input bands in :class:`InputSkip`
+SKIP_WIDTH = 16
+
+
+class InputSkip(torch.nn.Module):
+    """An smp network (``classes=SKIP_WIDTH``) whose full-resolution output is concatenated with the
+    input bands and reduced to one logit by conv 3×3 → BatchNorm → ReLU → conv 1×1 (``model.input_skip``)."""
+
+    def __init__(self, net: torch.nn.Module, in_channels: int, width: int = SKIP_WIDTH):
+        super().__init__()
+        self.net = net
+        self.head = torch.nn.Sequential(
+            torch.nn.Conv2d(width + in_channels, width, 3, padding=1, bias=False), torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU(inplace=True), torch.nn.Conv2d(width, 1, 1))
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.net.encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.net(x), x], dim=1))
 
 
 def input_multiple(model: torch.nn.Module) -> int:

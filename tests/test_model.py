@@ -86,3 +86,30 @@ def test_checkpoint_of_an_older_version_is_refused_with_the_fix(tmp_path):
     torch.save({"state_dict": state, "meta": partial}, tmp_path / "partial.pt")
     with pytest.raises(CheckpointError, match=r"lacks \['temperature'\]"):
         load_checkpoint(tmp_path / "partial.pt")
+
+
+def test_input_skip_sees_the_input_at_full_resolution_and_round_trips(tmp_path):
+    """model.input_skip: one logit per pixel from the network's full-resolution output and the input
+    bands; a one-pixel change of the input moves that pixel's logit through the skip even when the
+    network's own output is held fixed (what a stride-2 first layer alone cannot guarantee)."""
+    from geo_risk.model import InputSkip, input_multiple
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_skip=True)
+    model = build_model(cfg, in_channels=3).eval()
+    assert isinstance(model, InputSkip) and input_multiple(model) == 32
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (1, 1, 64, 64) and torch.isfinite(out).all()
+        inner = model.net(x)
+        bumped = x.clone()
+        bumped[0, :, 10, 11] += 5.0
+        head_only = model.head(torch.cat([inner, bumped], dim=1)) - model.head(torch.cat([inner, x], dim=1))
+    changed = head_only[0, 0].abs() > 1e-6
+    assert changed[10, 11] and changed.sum() <= 9  # the pixel and at most its 3×3 neighbours
+    save_checkpoint(tmp_path / "m.pt", model, _meta(model=cfg.model_dump(), bands=list("abc")))
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert isinstance(loaded, InputSkip) and meta.model["input_skip"] is True
+    with torch.no_grad():
+        assert torch.equal(loaded(x), out)

@@ -72,10 +72,15 @@ app(prog_name="geo-risk", args=sys.argv[1:])
 """
 
 
-def test_resume_after_sigkill_mid_epoch_gives_bit_identical_weights(synthetic_region, synthetic_run, tmp_path):
+#: the same with the weights' moving average and the full-resolution input skip: both have state to resume
+RESUME_EMA = {"train": {**RESUME_SETS["train"], "ema_decay": 0.9}, "model": {"input_skip": True}}
+
+
+@pytest.mark.parametrize("sets", [RESUME_SETS, RESUME_EMA], ids=["plain", "ema_input_skip"])
+def test_resume_after_sigkill_mid_epoch_gives_bit_identical_weights(synthetic_region, synthetic_run, tmp_path, sets):
     whole = _fresh_run(synthetic_region, synthetic_run, tmp_path / "whole")
     killed = _fresh_run(synthetic_region, synthetic_run, tmp_path / "killed")
-    base = [str(synthetic_region), *_sets(RESUME_SETS)]
+    base = [str(synthetic_region), *_sets(sets)]
 
     done = _cli(["train", *base, "--out", str(whole.run_dir)])
     assert done.returncode == 0, done.stderr[-2000:]

@@ -79,6 +79,11 @@ class ModelConfig(_Strict):
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    # the input bands meet the decoder's last features again at full resolution (a 3×3 conv head on
+    # both): smp's ResNet encoders halve the resolution in their first layer, so without it every
+    # pixel-exact input (the forest edge, the first pixel beside a clearing) reaches the output only
+    # through upsampled features (docs/model.md measures it)
+    input_skip: bool = False
 
 
 class LossConfig(_Strict):
@@ -106,6 +111,9 @@ class TrainConfig(_Strict):
     num_workers: int | None = Field(None, ge=0)  # DataLoader workers; null: 0 on CPU, else min(4, cores / 2)
     channels_last: bool = True
     seed: int = 0
+    # exponential moving average of the weights (Polyak): validation, the best epoch and the checkpoint
+    # use the average, updated after every step with this decay; null: the raw weights
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     calibrate: bool = True
     monitor: Literal["ap", "auc", "loss"] = "ap"  # validation metric that picks the best epoch
     patience: int | None = Field(None, ge=1)  # stop after this many epochs without improvement; null: never

@@ -146,6 +146,11 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
     use_amp = tc.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    ema = None
+    if tc.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+    eval_net = ema.module if ema is not None else net  # what is validated, kept and calibrated
 
     state_file = tstate.state_path(paths.root)
     progress = {"epoch": 1, "step": 0, "global_step": 0, "seen": 0, "train_seconds": 0.0,
@@ -159,6 +164,8 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
         sched.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
         criterion.load_state_dict(saved["criterion"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         tstate.set_rng_state(saved["rng"], device)
         progress = saved["progress"]
         log.info("train: resuming from %s at epoch %d, step %d of %d", state_file, progress["epoch"],
@@ -181,7 +188,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
             **identity, "model": tstate.cpu_state_dict(net), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
             "criterion": tstate.cpu_state_dict(criterion), "rng": tstate.rng_state(device),
-            "progress": progress_now})
+            "progress": progress_now, **({"ema": tstate.cpu_state_dict(ema)} if ema is not None else {})})
 
     if ctx.main:
         log.info("train: %d train / %d val chips, %d bands, %s/%s on %s%s%s, %d epochs × %d steps of %d chips, "
@@ -212,6 +219,8 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             progress["seen"] += image.shape[0] * ctx.world
             progress["step"] += 1
             progress["global_step"] += 1
@@ -223,7 +232,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
             if every and progress["global_step"] % every == 0 and progress["step"] < steps_per_epoch:
                 progress["train_seconds"] = time.perf_counter() - t_start
                 save(progress)
-        val_metrics = _validate_everywhere(net, val_dl, criterion, device, ctx)
+        val_metrics = _validate_everywhere(eval_net, val_dl, criterion, device, ctx)
         n = max(1, progress["step"])
         row = {"epoch": epoch, **{f"train_{k}": v / n for k, v in ctx.mean(sums).items()}, **val_metrics}
         progress["rows"].append(row)
@@ -231,7 +240,7 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
             log.info("epoch %d: train loss %.4f (acc %.4f, eco %.4f, fair %.2e) | val loss %.4f AUC %.3f AP %.3f",
                      epoch, row["train_total"], row["train_accuracy"], row["train_eco"], row["train_fairness"],
                      row["val_total"], row["val_auc"], row["val_ap"])
-        _track_best(best, progress["rows"], net, tc.patience)
+        _track_best(best, progress["rows"], eval_net, tc.patience)
         progress.update(epoch=epoch + 1, step=0, sums=dict.fromkeys(("total", *LOSS_PARTS), 0.0),
                         train_seconds=time.perf_counter() - t_start)
         save(progress)
