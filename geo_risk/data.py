@@ -11,6 +11,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from geo_risk_errors import ChipStoreError
+from tiles.chip_store import chip_reader
 from tiles.chips import normalise
 from tiles.store import check_store_format
 
@@ -64,8 +65,9 @@ class ChipDataset(Dataset):
                 f"`geo-risk tile` with more chips: raise chips.max_chips, lower chips.min_valid_fraction, "
                 f"chips.stride_px or chips.size_px, or change chips.val_fraction (the share of blocks held out "
                 f"for validation), chips.block_size_px or chips.buffer_px")
-        # opened once: opening an array reads its metadata, a fifth of a chip's read time
-        self.arrays = {k: self.group[k] for k in ("image", "label", "valid", "eco", "zone")}
+        # opened once: opening an array reads its metadata, a fifth of a chip's read time; a sharded array's reader
+        # keeps each shard's index, read once (tiles.chip_store.chip_reader)
+        self.arrays = {k: chip_reader(self.group[k]) for k in ("image", "label", "valid", "eco", "zone")}
         # each chip's sampling weight (1 / chips.negative_keep for a kept pure-negative chip): it scales
         # the chip's valid mask, so the loss is the population's, not the subsample's
         self.weight = (np.asarray(self.group["weight"][:], dtype=np.float32) if "weight" in self.group
@@ -84,8 +86,8 @@ class ChipDataset(Dataset):
     def __getitem__(self, i: int) -> Sample:
         j = int(self.indices[i])
         g = self.arrays
-        image = normalise(g["image"][j], self.bands, self.stats)
-        arrays = [image, g["label"][j][None], g["valid"][j][None], g["eco"][j][None], g["zone"][j][None]]
+        image = normalise(g["image"](j), self.bands, self.stats)
+        arrays = [image, g["label"](j)[None], g["valid"](j)[None], g["eco"](j)[None], g["zone"](j)[None]]
         if self.augment:
             k, flip = np.random.default_rng((self.seed, self.epoch, j)).integers(0, [4, 2])
             arrays = d4(arrays, int(k), bool(flip))

@@ -9,14 +9,17 @@ forecast (their labels and past-loss bands differ, so a chip cut from the wrong 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zarr
 
 import tiles.chip_store
+from geo_risk_errors import ChipStoreError
 from tiles import open_store, write_chip_store, write_stack
 from tiles.chips import band_stats
-from tiles.chip_store import BandMoments, chip_tiles
+from tiles.chip_store import BandMoments, chip_reader, chip_tiles
 
 SIZE = 32
 LAYERS = {"image": "features", "label": "label", "valid": "valid", "eco": "eco", "zone": "zone"}
@@ -68,16 +71,151 @@ def test_chips_are_the_stack_windows_bit_for_bit_and_stats_the_direct_ones(
         assert stats[band]["std"] == pytest.approx(want["std"], rel=1e-9)
 
 
-def test_a_chip_of_the_fill_value_is_left_out_and_reads_back_as_it(synthetic_stack, synthetic_chips, tmp_path):
-    write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, tmp_path / "chips.zarr", SIZE)
-    group = zarr.open_group(str(tmp_path / "chips.zarr"), mode="r")
+def shard_files(folder: Path) -> list[str]:
+    """The shard files under an array's folder (its zarr.json left out), as paths relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "zarr.json")
+
+
+def shard_index(shard: Path, per_shard: int) -> np.ndarray:
+    """The (offset, length) pairs of a Zarr v3 shard with its index at the end (the sharding codec's spec):
+    little-endian uint64, 2⁶⁴ − 1 twice for a chunk left out, then the index's 4-byte CRC32C."""
+    raw = shard.read_bytes()[-(16 * per_shard + 4):-4]
+    return np.frombuffer(raw, dtype="<u8").reshape(per_shard, 2)
+
+
+@pytest.fixture
+def sharded_store(synthetic_stack, synthetic_chips, tmp_path, monkeypatch):
+    """The synthetic chip store with 3 chips per shard: several shards, the last one partial."""
+    monkeypatch.setattr(tiles.chip_store, "CHIPS_PER_SHARD", 3)
+    path = tmp_path / "chips.zarr"
+    write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, path, SIZE)
+    return path
+
+
+def test_shards_hold_several_chips_and_a_chip_of_the_fill_value_is_left_out(sharded_store):
+    group = zarr.open_group(str(sharded_store), mode="r")
+    n = group["label"].shape[0]
+    assert n % 3 and n > 6  # several shards, the last one partial
+    for name in LAYERS:
+        assert group[name].metadata.chunk_grid.chunk_shape[0] == 3 and group[name].chunks[0] == 1, name
+        data = group[name][:]
+        files = shard_files(sharded_store / name)
+        stored = []  # chips with bytes in their shard
+        for s in range(-(-n // 3)):
+            key = group[name].metadata.encode_chunk_key((s, *(0,) * (data.ndim - 1)))
+            if not (sharded_store / name / key).exists():
+                continue
+            pairs = shard_index(sharded_store / name / key, 3)
+            stored += [s * 3 + k for k in range(3) if not (pairs[k] == np.iinfo(np.uint64).max).all()]
+            assert (pairs[s * 3 + np.arange(3) >= n] == np.iinfo(np.uint64).max).all()  # beyond the array: none
+        assert 1 < len(files) < n and len(files) == len({f.split("/")[1] for f in files}), name  # one per shard
+        blank = [i for i in range(n) if (np.isnan(data[i]).all() if data.dtype.kind == "f" else not data[i].any())]
+        assert stored == [i for i in range(n) if i not in blank], name
     label = group["label"][:]
-    empty = [i for i in range(len(label)) if not label[i].any()]
-    assert empty and len(empty) < len(label)  # the synthetic loss misses some chips
-    for i in range(len(label)):
-        key = group["label"].metadata.encode_chunk_key((i, 0, 0))
-        assert (tmp_path / "chips.zarr" / "label" / key).exists() == (i not in empty)
-        assert (tmp_path / "chips.zarr" / "image" / group["image"].metadata.encode_chunk_key((i, 0, 0, 0))).exists()
+    empty = [i for i in range(n) if not label[i].any()]
+    assert empty and len(empty) < n  # the synthetic loss misses some chips: they read back as zeros
+
+
+def test_the_shards_are_the_bytes_zarr_itself_writes(sharded_store, tmp_path):
+    """The same chips written through zarr-python's own write path, into arrays of the same metadata, give the
+    same files byte for byte: the hand-assembled shards are zarr's layout, not one zarr merely tolerates."""
+    import shutil
+
+    group = zarr.open_group(str(sharded_store), mode="r")
+    twin = tmp_path / "twin.zarr"
+    twin.mkdir()
+    shutil.copy(sharded_store / "zarr.json", twin / "zarr.json")
+    for name in LAYERS:
+        (twin / name).mkdir()
+        shutil.copy(sharded_store / name / "zarr.json", twin / name / "zarr.json")
+        array = zarr.open_array(str(twin / name), mode="r+")
+        array[:] = group[name][:]
+        ours = shard_files(sharded_store / name)
+        assert ours == shard_files(twin / name) and len(ours) > 2, name
+        for key in ours:
+            assert (sharded_store / name / key).read_bytes() == (twin / name / key).read_bytes(), (name, key)
+
+
+@pytest.mark.parametrize("per_shard", [1, 3])
+def test_chip_reader_reads_what_zarr_reads(per_shard, synthetic_stack, synthetic_chips, tmp_path, monkeypatch):
+    """Every chip of every array, chips of the fill value and (one chip per shard) shards left out included, and
+    again after the store is rewritten in place (the index kept for a shard is read again); an older store's
+    arrays (one chunk per chip, no shards) are read by zarr."""
+    monkeypatch.setattr(tiles.chip_store, "CHIPS_PER_SHARD", per_shard)
+    path = tmp_path / "chips.zarr"
+    write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, path, SIZE)
+    group = zarr.open_group(str(path), mode="r")
+    readers = {name: chip_reader(group[name]) for name in LAYERS}
+    assert all(isinstance(r, tiles.chip_store._ShardedChipReader) for r in readers.values())
+    if per_shard == 1:  # a chip without loss is a label shard of the fill value only: no file
+        assert len(shard_files(path / "label")) < group["label"].shape[0]
+    for period in ("train", "forecast"):
+        if period == "forecast":  # the same chips from the other period, renamed into place over the first
+            write_chip_store(synthetic_stack[0], period, synthetic_chips.index, path, SIZE)
+            group = zarr.open_group(str(path), mode="r")
+        for name in LAYERS:
+            want = group[name][:]
+            for j in range(len(want)):
+                got = readers[name](j)
+                assert got.dtype == want.dtype and got.shape == want[j].shape and got.tobytes() == want[j].tobytes(), (
+                    period, name, j)
+    train = synthetic_stack[0].sel(period="train")["label"].values
+    forecast = synthetic_stack[0].sel(period="forecast")["label"].values
+    assert not np.array_equal(train, forecast)  # the rewrite changed the labels the readers then read
+    older = tmp_path / "older.zarr"  # the store as written before it was sharded: zarr v2, one chunk per chip
+    zarr.save_group(str(older), zarr_format=2, label=group["label"][:])
+    old = zarr.open_group(str(older), mode="r")["label"]
+    assert not isinstance(chip_reader(old), tiles.chip_store._ShardedChipReader)
+    np.testing.assert_array_equal(chip_reader(old)(2), group["label"][2])
+
+
+def test_the_dataset_reads_a_chip_without_its_neighbours_bytes(sharded_store, monkeypatch):
+    """ChipDataset[i] reads, of each array's shard, chip i's own bytes, and the shard's index the first time only:
+    nothing of the shard's other chips."""
+    import os
+
+    from geo_risk.data import ChipDataset
+
+    ds = ChipDataset(sharded_store, "train")
+    group = zarr.open_group(str(sharded_store), mode="r")
+    reads: list[tuple[str, int]] = []
+    pread = os.pread
+
+    def logged(fd, n, offset):
+        out = pread(fd, n, offset)
+        reads.append((os.readlink(f"/proc/self/fd/{fd}"), len(out)))
+        return out
+
+    monkeypatch.setattr(os, "pread", logged)
+    seen: set[str] = set()
+    for i in range(min(len(ds), 5)):
+        for again in (False, True):
+            reads.clear()
+            ds[i]
+            j = int(ds.indices[i])
+            for name in LAYERS:
+                key = group[name].metadata.encode_chunk_key((j // 3, *(0,) * (group[name].ndim - 1)))
+                offset, length = shard_index(sharded_store / name / key, 3)[j % 3]
+                chip = 0 if length == np.iinfo(np.uint64).max else int(length)
+                first = str(sharded_store / name / key) not in seen and (sharded_store / name / key).exists()
+                got = sum(n for f, n in reads if f == str(sharded_store / name / key))
+                assert got == chip + (16 * 3 + 4 if first else 0), (name, i, again, got, chip)
+                seen.add(str(sharded_store / name / key))
+            assert reads, i
+        assert {Path(f).relative_to(sharded_store).parts[0] for f, _ in reads} <= set(LAYERS)
+
+
+def test_a_damaged_shard_is_a_chip_store_error_naming_it(sharded_store):
+    group = zarr.open_group(str(sharded_store), mode="r")
+    key = group["image"].metadata.encode_chunk_key((0, 0, 0, 0))
+    shard = sharded_store / "image" / key
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-30] + bytes([data[-30] ^ 1]) + data[-29:])  # one bit of the index (52 bytes) flipped
+    with pytest.raises(ChipStoreError, match=rf"chip store shard {shard} is damaged.*geo-risk tile"):
+        chip_reader(group["image"])(0)
+    shard.write_bytes(data[:100] + data[-52:])  # the chips' bytes cut short, the index kept
+    with pytest.raises(ChipStoreError, match=rf"chip store shard {shard} is damaged.*geo-risk tile"):
+        chip_reader(group["image"])(1)
 
 
 def test_band_moments_of_overlapping_windows_are_those_of_the_cut_chips():
