@@ -128,6 +128,27 @@ def _years(p) -> float:
     return float(p.end_year - p.start_year)
 
 
+def period_layers(cfg: RunConfig, stack) -> tuple[PeriodLayers, PeriodLayers, np.ndarray]:
+    """(calibration, confirmation, inside): VT0007's periods read from the layer stack — forest at each
+    period's start inside the outline (the tile stage's mask: pixel centres inside), its loss, the distance
+    to the edge — and the outline mask itself."""
+    shape = (stack.sizes["y"], stack.sizes["x"])
+    grid = Grid(crs=stack.rio.crs, transform=stack.rio.transform(), width=shape[1], height=shape[0])
+    inside = np.ones(shape, dtype=bool)
+    outline = stack_spec(cfg).outline  # the tile stage's own reading of layers.outline
+    if outline is not None:
+        inside = burn(list(read_vector(outline, grid, "outline").geometry), grid, all_touched=False).astype(bool)
+    layers = {}
+    with dask.config.set(scheduler="threads", num_workers=1):
+        for key, pc in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast)):
+            sel = stack.sel(period=key)
+            forest = (sel["features"].sel(band=FOREST).values == 1) & inside
+            loss = sel["label"].values.astype(bool) & forest
+            dist = sel["features"].sel(band=DIST_EDGE).values.astype(np.float64)
+            layers[key] = PeriodLayers(f"{pc.start_year}-{pc.end_year}", _years(pc), forest, loss, dist)
+    return layers["train"], layers["forecast"], inside
+
+
 def load_inputs(cfg: RunConfig) -> RunInputs:
     """Read and check everything the stage needs; every bad input is an InputDataError naming the fix."""
     paths = RunPaths(cfg.run_dir)
@@ -155,23 +176,12 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
         raise InputDataError(f"{paths.decision} was made with the cost matrix {made_with.tolist()}, the config says "
                              f"{cfg.decision.cost} — run `geo-risk decide CONFIG` again")
     grid = Grid(crs=crs, transform=transform, width=shape[1], height=shape[0])
-    inside = np.ones(shape, dtype=bool)
-    outline = stack_spec(cfg).outline  # the tile stage's own reading of layers.outline
-    if outline is not None:  # the same mask as the tile stage's (pixel centres inside the outline)
-        inside = burn(list(read_vector(outline, grid, "outline").geometry), grid, all_touched=False).astype(bool)
+    cal, cnf, inside = period_layers(cfg, stack)
     with dask.config.set(scheduler="threads", num_workers=1):
-        layers = {}
-        for key, pc in (("train", cfg.periods.train), ("forecast", cfg.periods.forecast)):
-            sel = stack.sel(period=key)
-            forest = (sel["features"].sel(band=FOREST).values == 1) & inside
-            loss = sel["label"].values.astype(bool) & forest
-            dist = sel["features"].sel(band=DIST_EDGE).values.astype(np.float64)
-            layers[key] = PeriodLayers(f"{pc.start_year}-{pc.end_year}", _years(pc), forest, loss, dist)
         valid = stack["valid"].sel(period="forecast").values.astype(bool)
         valid_cal = stack["valid"].sel(period="train").values.astype(bool)
         zone = stack["zone"].values.astype(np.int64)
         eco = np.nan_to_num(stack["eco"].values.astype(np.float64))
-    cnf = layers["forecast"]
     if not cnf.forest.any():
         raise InputDataError(f"the forecast period {cnf.name} has no forest pixel inside the outline — check "
                              "periods.forecast.forest_codes")
@@ -185,7 +195,7 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
                              "outline: check the zones layer's extent and CRS, or set layers.zones to null")
     px, py = abs(transform.a), abs(transform.e)
     filled = _filled_inputs(stack.attrs.get("coverage"), "forecast")
-    return RunInputs(layers["train"], cnf, inside, risk, decision, palette, valid, valid_cal, zone, eco, (px, py),
+    return RunInputs(cal, cnf, inside, risk, decision, palette, valid, valid_cal, zone, eco, (px, py),
                      px * py / 1e4, grid, tags, filled)
 
 
