@@ -11,7 +11,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from geo_risk_errors import ChipStoreError
-from tiles.chip_store import chip_reader
+from tiles.chip_shards import chip_reader
 from tiles.chips import normalise
 from tiles.store import check_store_format
 
@@ -66,7 +66,7 @@ class ChipDataset(Dataset):
                 f"chips.stride_px or chips.size_px, or change chips.val_fraction (the share of blocks held out "
                 f"for validation), chips.block_size_px or chips.buffer_px")
         # opened once: opening an array reads its metadata, a fifth of a chip's read time; a sharded array's reader
-        # keeps each shard's index, read once (tiles.chip_store.chip_reader)
+        # keeps each shard's index, read once (tiles.chip_shards.chip_reader)
         self.arrays = {k: chip_reader(self.group[k]) for k in ("image", "label", "valid", "eco", "zone")}
         # each chip's sampling weight (1 / chips.negative_keep for a kept pure-negative chip): it scales
         # the chip's valid mask, so the loss is the population's, not the subsample's

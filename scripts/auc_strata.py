@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from sklearn.metrics import roc_auc_score
 
 from tiles import open_store
 
@@ -26,11 +27,10 @@ EDGES_M = (0, 31, 91, 301, np.inf)
 
 def pair_auc(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
     """P(score of a pixel of ``pos`` > score of a pixel of ``neg``), ties counted half."""
-    sp, sn = score[pos], np.sort(score[neg])
+    sp, sn = score[pos], score[neg]
     if not len(sp) or not len(sn):
         return float("nan")
-    lo, hi = np.searchsorted(sn, sp, "left"), np.searchsorted(sn, sp, "right")
-    return float((lo.sum() + 0.5 * (hi - lo).sum()) / (len(sp) * len(sn)))
+    return float(roc_auc_score(np.r_[np.ones(len(sp)), np.zeros(len(sn))], np.r_[sp, sn]))
 
 
 def decompose(score: np.ndarray, lost: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

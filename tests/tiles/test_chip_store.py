@@ -19,7 +19,8 @@ import tiles.chip_store
 from geo_risk_errors import ChipStoreError
 from tiles import open_store, write_chip_store, write_stack
 from tiles.chips import band_stats
-from tiles.chip_store import BandMoments, chip_reader, chip_tiles
+from tiles.chip_shards import ShardedChipReader, chip_reader
+from tiles.chip_store import BandMoments, chip_tiles
 
 SIZE = 32
 LAYERS = {"image": "features", "label": "label", "valid": "valid", "eco": "eco", "zone": "zone"}
@@ -146,7 +147,7 @@ def test_chip_reader_reads_what_zarr_reads(per_shard, synthetic_stack, synthetic
     write_chip_store(synthetic_stack[0], "train", synthetic_chips.index, path, SIZE)
     group = zarr.open_group(str(path), mode="r")
     readers = {name: chip_reader(group[name]) for name in LAYERS}
-    assert all(isinstance(r, tiles.chip_store._ShardedChipReader) for r in readers.values())
+    assert all(isinstance(r, ShardedChipReader) for r in readers.values())
     if per_shard == 1:  # a chip without loss is a label shard of the fill value only: no file
         assert len(shard_files(path / "label")) < group["label"].shape[0]
     for period in ("train", "forecast"):
@@ -165,7 +166,7 @@ def test_chip_reader_reads_what_zarr_reads(per_shard, synthetic_stack, synthetic
     older = tmp_path / "older.zarr"  # the store as written before it was sharded: zarr v2, one chunk per chip
     zarr.save_group(str(older), zarr_format=2, label=group["label"][:])
     old = zarr.open_group(str(older), mode="r")["label"]
-    assert not isinstance(chip_reader(old), tiles.chip_store._ShardedChipReader)
+    assert not isinstance(chip_reader(old), ShardedChipReader)
     np.testing.assert_array_equal(chip_reader(old)(2), group["label"][2])
 
 
