@@ -33,7 +33,7 @@ from scipy.special import expit, logit
 from geo_risk.config import load_config
 from geo_risk.decide import Budget, DecisionWarning, solve
 from geo_risk.evaluate import value as dv
-from geo_risk.evaluate.report import load_inputs
+from geo_risk.evaluate.inputs import load_inputs
 
 EPS = 1e-7
 

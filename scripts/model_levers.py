@@ -69,7 +69,7 @@ class Vt0007Scorer:
     """VT0007's prediction MedAE of a map on square cells, against the distance benchmark's (geo_risk.evaluate.verra)."""
 
     def __init__(self, cfg, tiles: Path, cell_m: float):
-        from geo_risk.evaluate.report import period_layers
+        from geo_risk.evaluate.inputs import period_layers
         from geo_risk.evaluate.verra import benchmark, cell_grid
 
         stack = open_store(tiles / "stack.zarr", "layer stack")
