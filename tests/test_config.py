@@ -109,3 +109,13 @@ def test_keys_of_the_old_layout_say_what_replaced_them(demo_config):
         load_config(demo_config, {"predict": {"window_px": 256}})
     with pytest.raises(ConfigError, match=r"periods.train: forest_codes: periods are years only"):
         load_config(demo_config, {"periods": {"train": {"forest_codes": [1]}}})
+
+
+def test_weight_average_and_input_skip_settings_are_checked(demo_config):
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ConfigError, match=r"train\.ema_decay"):
+            load_config(demo_config, {"train": {"ema_decay": bad}})
+    with pytest.raises(ConfigError, match=r"model\.input_skip"):
+        load_config(demo_config, {"model": {"input_skip": "sometimes"}})
+    cfg = load_config(demo_config, {"train": {"ema_decay": 0.99}, "model": {"input_skip": True}})
+    assert cfg.train.ema_decay == 0.99 and cfg.model.input_skip is True
