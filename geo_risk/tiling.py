@@ -15,7 +15,7 @@ from geo_risk_errors import GeoRiskError
 from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
                                  period_codes, prodes_table)
-from tiles.stack import EcoPolygons, GridSpec, RasterInput
+from tiles.stack import EcoForestDensity, EcoPolygons, GridSpec, RasterInput
 from tiles.vectors import VectorSource
 from tiles.atomic import atomic_dir, clean_stale
 from tiles.store import check_split
@@ -91,6 +91,8 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
     elif eco.source == "polygons":
         eco_spec = EcoPolygons(_vector(cfg, eco), eco.value if eco.field is None and eco.value is not None
                                else (None if eco.field else 1.0), eco.field, eco.background)
+    elif eco.source == "forest_density":
+        eco_spec = EcoForestDensity(eco.window_m)
     else:
         eco_spec = _raster(cfg, eco)
     return StackSpec(

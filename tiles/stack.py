@@ -20,12 +20,12 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import xarray as xr
 from rasterio.crs import CRS
 
 from geo_risk_errors import InputDataError
-from tiles.errors import EmptyLayerError, InvalidGeometryError
+from tiles.eco import EcoForestDensity, EcoPolygons, eco_forest_density, eco_from_polygons, normalise_eco_lazy
+from tiles.errors import EmptyLayerError
 from tiles.bands import ECO_BAND, FOREST_BANDS, MISSING_SUFFIX, band_names, distance_band  # noqa: F401  (re-exported)
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
@@ -52,17 +52,6 @@ class RasterInput:
 
 
 @dataclass(frozen=True)
-class EcoPolygons:
-    """An ecological weight from polygons: ``value`` inside every polygon, or each polygon's numeric
-    ``field``; ``background`` elsewhere. Weights in [0, 1]; where polygons overlap the largest wins."""
-
-    source: VectorSource
-    value: float | None = 1.0
-    field: str | None = None
-    background: float = 0.0
-
-
-@dataclass(frozen=True)
 class GridSpec:
     """A grid from a CRS, a pixel size and bounds (or the extent of an AOI layer), pixels aligned."""
 
@@ -83,7 +72,7 @@ class StackSpec:
     grid: Path | GridSpec
     forest_change: ForestChangeSpec
     periods: list[PeriodCodes]
-    eco_weight: RasterInput | EcoPolygons | None = None
+    eco_weight: RasterInput | EcoPolygons | EcoForestDensity | None = None
     #: the scaled ecological weight is also a band of ``features`` (:data:`tiles.bands.ECO_BAND`)
     eco_as_input: bool = False
     rasters: dict[str, RasterInput] = field(default_factory=dict)
@@ -222,6 +211,10 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
         eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
     elif isinstance(e, EcoPolygons):
         eco, eco_note = eco_from_polygons(e, grid)
+    elif isinstance(e, EcoForestDensity):
+        first = min(spec.periods, key=lambda p: p.start_year)
+        eco, eco_note = eco_forest_density(codes_mask_lazy(codes, first.forest_codes), e.window_m, res,
+                                           first.start_year)
     else:
         eco = da.ones(shape, dtype="float32", chunks=CHUNK_PX)
         eco_note = "none: every pixel weighs 1"
@@ -330,44 +323,6 @@ def fill(raw: da.Array, key: str, method: str, median: float | None, shape, dept
     if depth_px is not None:
         return raw if median is None else fill_nearest_blocks(raw, depth_px, median)
     return _lazy(fill_nearest, raw, shape=shape, dtype="float32")
-
-
-def normalise_eco_lazy(raw: da.Array, where: da.Array, quantile: float = 0.99) -> da.Array:
-    """:func:`tiles.layers.normalise_eco` without a whole-grid array (an exact streaming quantile)."""
-    scale = exact_quantile(raw, where, quantile)
-    if not np.isfinite(scale) or scale <= 0:
-        return da.where(da.isfinite(raw), np.float32(0), np.float32(np.nan)).astype("float32")
-    return da.clip(raw / np.float32(scale), 0.0, 1.0).astype("float32")
-
-
-def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:
-    """The weight raster of :class:`EcoPolygons` (lazy) and a note for the stack's attributes."""
-    gdf = read_vector(e.source, grid, "eco_weight")
-    gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if gdf.empty:
-        raise InvalidGeometryError(f"layer 'eco_weight': {e.source} holds no polygons — give a polygon layer")
-    if e.field is not None:
-        if e.field not in gdf.columns:
-            fields = [c for c in gdf.columns if c != gdf.geometry.name]
-            raise InputDataError(f"layer 'eco_weight': field '{e.field}' not in {e.source} (fields: {fields}) — "
-                                 "fix layers.eco_weight.field")
-        values = pd.to_numeric(gdf[e.field], errors="coerce").to_numpy(dtype=float)
-        what = f"field '{e.field}'"
-    else:
-        values = np.full(len(gdf), float(e.value))
-        what = f"{e.value:g} inside"
-    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
-    if bad.any():
-        raise InputDataError(
-            f"layer 'eco_weight': {int(bad.sum())} polygon(s) of {e.source} have a weight ({what}) that is missing "
-            f"or outside [0, 1] (e.g. {gdf[e.field].iloc[int(np.flatnonzero(bad)[0])]!r}) — scale the field to [0, 1]"
-            if e.field else f"layer 'eco_weight': value {e.value} must lie in [0, 1]")
-    order = np.argsort(values, kind="stable")  # the largest weight burns last: it wins where polygons overlap
-    eco = burn_blocks(gdf.geometry.values[order], grid, values=values[order], all_touched=False, dtype="float32",
-                      fill=float(e.background))
-    note = f"polygons {e.source}: {what}, {e.background:g} elsewhere"
-    log.info("eco_weight: %s", note)
-    return eco, note
 
 
 def codes_mask_lazy(codes: da.Array, wanted: list[int]) -> da.Array:

@@ -61,12 +61,26 @@ class EcoPolygons(_Strict):
         return self
 
 
+class EcoForestDensity(_Strict):
+    """An ecological weight from the forest itself, for regions without a biomass or habitat layer:
+    forest area density (Riitters et al. 2000, *Conservation Ecology* 4(2):3), the share of forest in a
+    square window of side ``window_m`` around each pixel, from the forest at the start of the earliest
+    period (no later state: that would leak the training labels). Interior forest of large blocks weighs
+    1, a pixel of a thin strip or an isolated patch little — the intactness that edge effects erode."""
+
+    source: Literal["forest_density"]
+    window_m: float = Field(1000.0, gt=0, allow_inf_nan=False)
+    # the network already sees the forest band the weight is derived from: no band by default
+    as_input: bool = False
+
+
 def _eco_source(v) -> str:
     return v.get("source", "raster") if isinstance(v, dict) else getattr(v, "source", "raster")
 
 
 EcoWeightConfig = Annotated[
-    Annotated[EcoRaster, Tag("raster")] | Annotated[EcoPolygons, Tag("polygons")], Discriminator(_eco_source)
+    Annotated[EcoRaster, Tag("raster")] | Annotated[EcoPolygons, Tag("polygons")]
+    | Annotated[EcoForestDensity, Tag("forest_density")], Discriminator(_eco_source)
 ]
 
 
@@ -268,5 +282,5 @@ class LayersConfig(_Strict):
             "loss_masks": lambda: [fc.forest.path, *(m.path for m in fc.loss)],
         }[fc.format]()
         files += [r.path for r in self.rasters.values()] + [v.path for v in self.distance_to.values()]
-        files += [x.path for x in (self.eco_weight, self.outline, self.zones) if x is not None]
+        files += [x.path for x in (self.eco_weight, self.outline, self.zones) if getattr(x, "path", None) is not None]
         return files
