@@ -92,7 +92,7 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         eco_spec = EcoPolygons(_vector(cfg, eco), eco.value if eco.field is None and eco.value is not None
                                else (None if eco.field else 1.0), eco.field, eco.background)
     elif eco.source == "forest_density":
-        eco_spec = EcoForestDensity(eco.window_m)
+        eco_spec = EcoForestDensity(eco.window_m, eco.power)
     else:
         eco_spec = _raster(cfg, eco)
     return StackSpec(

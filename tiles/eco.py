@@ -37,6 +37,7 @@ class EcoForestDensity:
     side ``window_m`` around each pixel, at the start of the earliest period (:func:`eco_forest_density`)."""
 
     window_m: float = 1000.0
+    power: float = 1.0
 
 
 def normalise_eco_lazy(raw: da.Array, where: da.Array, quantile: float = 0.99) -> da.Array:
@@ -77,10 +78,12 @@ def eco_from_polygons(e: EcoPolygons, grid: Grid) -> tuple[da.Array, str]:
     return eco, note
 
 
-def eco_forest_density(forest: da.Array, window_m: float, resolution_m: float, year: int) -> tuple[da.Array, str]:
+def eco_forest_density(forest: da.Array, window_m: float, resolution_m: float, year: int,
+                       power: float = 1.0) -> tuple[da.Array, str]:
     """Forest area density (Riitters et al. 2000): the share of forest pixels in the square window of
     side ``window_m`` (an odd number of pixels, ≥ 3) centred on each pixel — beyond the grid counts as
-    not forest. Computed block by block (lazy), with a note for the stack's attributes."""
+    not forest — raised to ``power``. Computed block by block (lazy), with a note for the stack's
+    attributes."""
     side = int(round(window_m / resolution_m))
     side += 1 - side % 2  # odd: centred on the pixel
     if side < 3:
@@ -92,8 +95,10 @@ def eco_forest_density(forest: da.Array, window_m: float, resolution_m: float, y
     half = side // 2
     density = da.map_overlap(_window_share, forest.astype("float32"), depth=half, boundary=0, trim=True,
                              dtype=np.float32, side=side)
+    if power != 1:
+        density = (density ** np.float32(power)).astype(np.float32)
     note = (f"forest area density: share of forest in a {side * resolution_m:g} m window ({side} × {side} px) "
-            f"in {year}")
+            f"in {year}" + (f", to the power {power:g}" if power != 1 else ""))
     log.info("eco_weight: %s", note)
     return density.rechunk(CHUNK_PX), note
 

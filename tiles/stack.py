@@ -214,7 +214,7 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
     elif isinstance(e, EcoForestDensity):
         first = min(spec.periods, key=lambda p: p.start_year)
         eco, eco_note = eco_forest_density(codes_mask_lazy(codes, first.forest_codes), e.window_m, res,
-                                           first.start_year)
+                                           first.start_year, e.power)
     else:
         eco = da.ones(shape, dtype="float32", chunks=CHUNK_PX)
         eco_note = "none: every pixel weighs 1"

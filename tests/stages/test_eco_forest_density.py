@@ -43,6 +43,9 @@ def test_interior_weighs_one_and_a_strip_little():
     assert dens[30, 20] == pytest.approx(1.0)
     assert dens[30, 45] == pytest.approx(1 / 9, abs=1e-6)
     assert dens[30, 5] == pytest.approx(5 / 9, abs=1e-6)  # on the block's edge: 5 of 9 columns are forest
+    cubed, note = eco_forest_density(da.from_array(mask, chunks=30), 270, 30, 2000, power=3)
+    np.testing.assert_allclose(cubed.compute(), dens**3, rtol=1e-5, atol=1e-7)
+    assert "to the power 3" in note
 
 
 @pytest.mark.parametrize("window_m, says", [(40, "under 3 pixels"), (3000, "wider than the grid")])
@@ -59,8 +62,9 @@ def test_config_takes_the_source_and_refuses_unknown_keys():
     cfg = load_config(ROOT / "configs" / "martinique.yaml",
                       {"layers": {"eco_weight": {"source": "forest_density", "window_m": 990}}})
     e = cfg.layers.eco_weight
-    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False
-    for bad in ({"source": "forest_density", "window": 990}, {"source": "forest_density", "window_m": 0}):
+    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False and e.power == 1
+    for bad in ({"source": "forest_density", "window": 990}, {"source": "forest_density", "window_m": 0},
+                {"source": "forest_density", "power": 0}):
         with pytest.raises((ConfigError, ValidationError)):
             load_config(ROOT / "configs" / "martinique.yaml", {"layers": {"eco_weight": bad}})
 
