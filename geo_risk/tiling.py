@@ -107,6 +107,7 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         distance_cap_m=layers.distance_cap_m,
         fill_missing=layers.missing.fill,
         missing_indicator=layers.missing.indicator,
+        context_windows_px=tuple(layers.context_windows_px),
         outline=_vector(cfg, layers.outline) if layers.outline else None,
         zones=((layers.zones.source, _vector(cfg, layers.zones.vector), layers.zones.name_field)
                if layers.zones else None),

@@ -29,16 +29,29 @@ def distance_band(name: str) -> str:
     return f"dist_{name}_m"
 
 
+def share_bands(windows_px: Iterable[int], past_loss: bool = True) -> list[str]:
+    """Bands of the window shares (``layers.context_windows_px``): ``forest_share_<w>px`` and, with past
+    loss, ``past_loss_share_<w>px`` per window."""
+    out = []
+    for w in windows_px:
+        out += [f"{FOREST}_share_{w}px"] + ([f"{PAST_LOSS}_share_{w}px"] if past_loss else [])
+    return out
+
+
 def band_names(distance_names: Iterable[str], raster_names: Iterable[str], past_loss: bool = True,
-               missing: Iterable[str] = (), eco: bool = False) -> list[str]:
-    """Derived bands, then ``dist_<name>_m`` per distance layer, then the rasters, then a
-    ``<name>_missing`` band per raster in ``missing``, then ``eco_weight`` when ``eco``; refuses duplicates.
+               missing: Iterable[str] = (), eco: bool = False, windows_px: Iterable[int] = ()) -> list[str]:
+    """Derived bands (the window shares of ``windows_px`` after them), then ``dist_<name>_m`` per distance
+    layer, then the rasters, then a ``<name>_missing`` band per raster in ``missing``, then ``eco_weight``
+    when ``eco``; refuses duplicates.
 
     ``past_loss`` False: the past-loss bands are left out (a period starts in the first year the
     forest-change layer holds, so no loss is known before it).
     """
     owners = {band: f"the derived {what} (from layers.forest_change)" for band, what in _DERIVED.items()}
     bands = [b for b in FOREST_BANDS if past_loss or b not in (PAST_LOSS, DIST_PAST_LOSS)]
+    shares = share_bands(windows_px, past_loss)
+    owners.update({b: "a window share of the forest or past loss (layers.context_windows_px)" for b in shares})
+    bands += shares
     raster_names = list(raster_names)
     layers = [(distance_band(n), f"layers.distance_to.{n}") for n in distance_names]
     layers += [(n, f"layers.rasters.{n}") for n in raster_names]

@@ -176,3 +176,19 @@ def window_zones(zone: da.Array, mask: da.Array, rows: np.ndarray, cols: np.ndar
         for i, part in zip(other, parts):
             out[i] = [int(v) for v in np.unique(part) if v > 0]
     return out
+
+
+def _window_share_block(block: np.ndarray, side: int) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    return np.clip(uniform_filter(block, size=side, mode="constant", cval=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def window_share(mask: da.Array, side: int) -> da.Array:
+    """Share of set pixels of ``mask`` in the ``side`` × ``side`` window (odd) centred on each pixel, block by
+    block; beyond the array counts as unset."""
+    half = side // 2
+    m = mask.astype(np.float32).rechunk(max(CHUNK_PX, half))
+    depth = {axis: min(half, n) for axis, n in enumerate(m.shape)}
+    out = da.map_overlap(_window_share_block, m, depth=depth, boundary=0, trim=True, dtype=np.float32, side=side)
+    return out.rechunk(CHUNK_PX)

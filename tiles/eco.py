@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 import pandas as pd
-from scipy.ndimage import uniform_filter
 
 from geo_risk_errors import ConfigError, InputDataError
-from tiles.blockwise import burn_blocks, exact_quantile
+from tiles.blockwise import burn_blocks, exact_quantile, window_share
 from tiles.errors import InvalidGeometryError
 from tiles.grid import CHUNK_PX, Grid
 from tiles.vectors import VectorSource, read_vector
@@ -92,16 +91,10 @@ def eco_forest_density(forest: da.Array, window_m: float, resolution_m: float, y
     if side > max(forest.shape):
         raise ConfigError(f"layers.eco_weight.window_m {window_m:g} m ({side} px) is wider than the grid "
                           f"({forest.shape[1]} × {forest.shape[0]} px) — give a window inside the region")
-    half = side // 2
-    density = da.map_overlap(_window_share, forest.astype("float32"), depth=half, boundary=0, trim=True,
-                             dtype=np.float32, side=side)
+    density = window_share(forest, side)
     if power != 1:
         density = (density ** np.float32(power)).astype(np.float32)
     note = (f"forest area density: share of forest in a {side * resolution_m:g} m window ({side} × {side} px) "
             f"in {year}" + (f", to the power {power:g}" if power != 1 else ""))
     log.info("eco_weight: %s", note)
     return density.rechunk(CHUNK_PX), note
-
-
-def _window_share(block: np.ndarray, side: int) -> np.ndarray:
-    return np.clip(uniform_filter(block, size=side, mode="constant", cval=0.0), 0.0, 1.0).astype(np.float32)

@@ -30,7 +30,7 @@ from tiles.bands import ECO_BAND, FOREST_BANDS, MISSING_SUFFIX, band_names, dist
 from tiles.forest_change import ForestChangeSpec, PeriodCodes, check_forest_change
 from tiles.grid import CHUNK_PX, Grid, aligned_grid, grid_from_raster, read_on_grid
 from tiles.layers import codes_mask, distance_inside, distance_to, distance_to_edge, fill_nearest
-from tiles.blockwise import burn_blocks, capped_distance, exact_quantile, fill_nearest_blocks
+from tiles.blockwise import burn_blocks, capped_distance, exact_quantile, fill_nearest_blocks, window_share
 from tiles.vectors import VectorSource, grown_grid, polygon_zones, read_vector, voronoi_zones
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class StackSpec:
     #: period's forest; ``missing_indicator``: a 0/1 band ``<name>_missing`` per raster that misses any
     fill_missing: str = "nearest"
     missing_indicator: bool = False
+    #: window sides (odd px): the share of forest and of past loss around each pixel, as bands
+    context_windows_px: tuple[int, ...] = ()
     outline: VectorSource | Path | None = None
     zones: tuple[str, VectorSource | Path, str] | None = None  # (source, layer, name_field)
 
@@ -103,6 +105,7 @@ class StackSpec:
         """Band names in stack order, with a ``<name>_missing`` band for each raster in ``indicators``
         (raises ConfigError when two layers would share one)."""
         return band_names(self.distance_to, self.rasters, past_loss=self.past_loss, missing=indicators,
+                          windows_px=self.context_windows_px,
                           eco=self.eco_band)
 
 
@@ -237,6 +240,10 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
             bands[1:1] = [past.astype("float32")]
             bands.append(_lazy(distance_to, past, shape=shape, dtype="float32", resolution_m=res) if cap is None
                          else capped_distance(past, res, cap))
+        for w in spec.context_windows_px:
+            bands.append(window_share(forest, w))
+            if spec.past_loss:
+                bands.append(window_share(past, w))
         bands += list(static.values())
         stacked = da.stack(bands).rechunk((len(bands), CHUNK_PX, CHUNK_PX))
         features.append(stacked)

@@ -254,6 +254,10 @@ class LayersConfig(_Strict):
     # (as forestatrisk's rasters effectively are), computed block by block — for regions of any size
     distance_cap_m: float | None = Field(None, gt=0)
     eco_weight: EcoWeightConfig | None = None
+    # window sides (odd numbers of pixels): the share of forest and of past loss in the square window around
+    # each pixel at the period's start, as input bands (forest_share_<w>px, past_loss_share_<w>px) — context
+    # beyond a chip's border for the network, and the only context the per-pixel baselines get
+    context_windows_px: list[int] = Field(default_factory=list)
     missing: MissingConfig = MissingConfig()
     outline: VectorLayer | None = None
     zones: ZonesConfig | None = None
@@ -267,12 +271,24 @@ class LayersConfig(_Strict):
                 "2015, 2020]} (forestatrisk codes); periods are then years only (docs/formats.md)")
         return v
 
+    @field_validator("context_windows_px")
+    @classmethod
+    def _odd_windows(cls, v: list[int]) -> list[int]:
+        bad = [w for w in v if w < 3 or w % 2 == 0]
+        if bad:
+            raise ValueError(f"{bad}: a window side is an odd number of pixels ≥ 3 (centred on the pixel), "
+                             "e.g. [3, 9, 33, 99]")
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v}: each window once")
+        return v
+
     @model_validator(mode="after")
     def _unique_bands(self) -> LayersConfig:
         from tiles.bands import band_names  # imported here: ``tiles`` pulls in rasterio and dask
 
         # ConfigError (a ValueError) names both layers
-        band_names(self.distance_to, self.rasters, eco=self.eco_weight is not None and self.eco_weight.as_input)
+        band_names(self.distance_to, self.rasters, eco=self.eco_weight is not None and self.eco_weight.as_input,
+                   windows_px=self.context_windows_px)
         return self
 
     def paths(self) -> list[Path]:
