@@ -62,7 +62,8 @@ def test_config_takes_the_source_and_refuses_unknown_keys():
     cfg = load_config(ROOT / "configs" / "martinique.yaml",
                       {"layers": {"eco_weight": {"source": "forest_density", "window_m": 990}}})
     e = cfg.layers.eco_weight
-    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False and e.power == 1
+    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False
+    assert e.power == 3  # configs/martinique.yaml's (overrides merge into the file's mapping)
     for bad in ({"source": "forest_density", "window": 990}, {"source": "forest_density", "window_m": 0},
                 {"source": "forest_density", "power": 0}):
         with pytest.raises((ConfigError, ValidationError)):
@@ -80,7 +81,7 @@ def test_martinique_stack_eco_is_the_2000_forest_density():
 
     cfg = load_config(ROOT / "configs" / "martinique.yaml",
                       {"data_dir": str(SHARED / "martinique"),
-                       "layers": {"eco_weight": {"source": "forest_density", "window_m": 990}}})
+                       "layers": {"eco_weight": {"source": "forest_density", "window_m": 990, "power": 1}}})
     stack, _ = build_stack(stack_spec(cfg))
     assert "33 × 33 px" in stack.attrs["eco_weight"] and "2000" in stack.attrs["eco_weight"]
     assert list(stack.band.values) == ["forest", "dist_edge_m"]  # as_input false: no band
