@@ -249,15 +249,3 @@ def test_cuda_without_a_gpu_warns_and_falls_back(synthetic_region, caplog, monke
     assert device_for(synthetic_config(synthetic_region, train={"device": "cpu"})) == torch.device("cpu")
     assert ddp.pick_device("auto") == torch.device("cpu")
 
-
-def test_loss_margin_leaves_the_chip_border_out_of_the_loss(synthetic_region):
-    from geo_risk.train.loop import _inner
-    from geo_risk_errors import ConfigError
-
-    valid = torch.rand(2, 1, 16, 16) + 0.5
-    inner = _inner(valid, 3)
-    assert torch.equal(inner[..., 3:-3, 3:-3], valid[..., 3:-3, 3:-3])
-    assert float(inner.sum()) == pytest.approx(float(valid[..., 3:-3, 3:-3].sum()))  # the border rows and columns are 0
-    assert float(inner[..., :3, :].abs().sum() + inner[..., :, -3:].abs().sum()) == 0.0
-    with pytest.raises(ConfigError, match="loss_margin_px 32 leaves no pixel of a 64 px chip"):
-        synthetic_config(synthetic_region, chips={"size_px": 64}, train={"loss_margin_px": 32})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from geo_risk.config.base import _Strict
 from geo_risk.config.layers import GridConfig, LayersConfig
@@ -37,14 +37,6 @@ class RunConfig(_Strict):
         if not v or "/" in v:
             raise ValueError("name must be a non-empty folder-safe string")
         return v
-
-    @model_validator(mode="after")
-    def _margin_inside_chips(self) -> RunConfig:
-        m, size = self.train.loss_margin_px, self.chips.size_px
-        if 2 * m >= size:
-            raise ValueError(f"train.loss_margin_px {m} leaves no pixel of a {size} px chip to train on — keep it "
-                             f"under half of chips.size_px (e.g. {size // 8})")
-        return self
 
     def data_path(self, path: Path) -> Path:
         """Resolve a data path given in the config against ``data_dir``."""

@@ -114,9 +114,6 @@ class TrainConfig(_Strict):
     # exponential moving average of the weights (Polyak): validation, the best epoch and the checkpoint
     # use the average, updated after every step with this decay; null: the raw weights
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    # the loss leaves out this many pixels along each chip's border, where the network sees less context
-    # than predict's blocks give it (chips overlap by stride_px, so every pixel is still trained on)
-    loss_margin_px: int = Field(0, ge=0)
     calibrate: bool = True
     monitor: Literal["ap", "auc", "loss"] = "ap"  # validation metric that picks the best epoch
     patience: int | None = Field(None, ge=1)  # stop after this many epochs without improvement; null: never

@@ -81,13 +81,6 @@ def make_loss(cfg: RunConfig, num_zones: int) -> CompositeLoss:
     )
 
 
-def _inner(valid: torch.Tensor, margin: int) -> torch.Tensor:
-    """``valid`` with ``margin`` pixels along each border of the chips set to 0 (train.loss_margin_px)."""
-    out = torch.zeros_like(valid)
-    out[..., margin:-margin, margin:-margin] = valid[..., margin:-margin, margin:-margin]
-    return out
-
-
 def _to(batch, device):
     return [t.to(device, non_blocking=True) for t in batch]
 
@@ -218,8 +211,6 @@ def _train(cfg: RunConfig, resume: bool, ctx: DistContext) -> TrainResult:
         bar = tqdm(train_dl, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False, disable=not ctx.main,
                    initial=progress["step"], total=steps_per_epoch)
         for image, label, valid, eco, zone in (_to(b, device) for b in bar):
-            if tc.loss_margin_px:
-                valid = _inner(valid, tc.loss_margin_px)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = model(image.contiguous(memory_format=memory_format))
             res = criterion(logits, label, valid, eco, zone)
