@@ -1,5 +1,5 @@
 """Martinique (configs/martinique.yaml), a second real region, end to end on ../shared/data: yearly
-forest masks as the bands of one file, EPSG:5490, an ecological weight from the forest itself, the island outline and the 4
+forest masks as the bands of one file, EPSG:5490, no ecological layer, the island outline and the 4
 subdivisions as zones from two layers of one GeoPackage. CI-sized: 40 chips, one epoch."""
 
 import json
@@ -41,10 +41,7 @@ def test_stack_reads_the_masks_bands_and_leaves_past_loss_out(run_dir):
     fc = stack.attrs["forest_change"]
     assert fc["format"] == "yearly_masks" and fc["forest_px"] == {"2000": 825_404, "2010": 815_977, "2020": 767_858}
     assert stack.attrs["past_loss"] == {"train": "none", "forecast": "2000-2010"}
-    # the forest's own intactness (configs/martinique.yaml): 2000's forest area density in 33 px, cubed
-    assert "forest area density" in stack.attrs["eco_weight"] and "to the power 3" in stack.attrs["eco_weight"]
-    eco = stack["eco"].values
-    assert float(eco.min()) == 0.0 and float(eco.max()) == pytest.approx(1.0) and 0.05 < float(eco.mean()) < 0.5
+    assert "none" in stack.attrs["eco_weight"] and float(stack["eco"].min()) == float(stack["eco"].max()) == 1.0
     with rasterio.open(DATA / "forest-MTQ-2000-2010-2020.tif") as src:
         b = src.read().astype(bool)
     label = stack["label"].values

@@ -62,8 +62,7 @@ def test_config_takes_the_source_and_refuses_unknown_keys():
     cfg = load_config(ROOT / "configs" / "martinique.yaml",
                       {"layers": {"eco_weight": {"source": "forest_density", "window_m": 990}}})
     e = cfg.layers.eco_weight
-    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False
-    assert e.power == 3  # configs/martinique.yaml's (overrides merge into the file's mapping)
+    assert e.source == "forest_density" and e.window_m == 990 and e.as_input is False and e.power == 1
     for bad in ({"source": "forest_density", "window": 990}, {"source": "forest_density", "window_m": 0},
                 {"source": "forest_density", "power": 0}):
         with pytest.raises((ConfigError, ValidationError)):
