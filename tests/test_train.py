@@ -248,4 +248,3 @@ def test_cuda_without_a_gpu_warns_and_falls_back(synthetic_region, caplog, monke
     assert "no GPU is visible" in caplog.text
     assert device_for(synthetic_config(synthetic_region, train={"device": "cpu"})) == torch.device("cpu")
     assert ddp.pick_device("auto") == torch.device("cpu")
-
