@@ -15,7 +15,8 @@ from geo_risk_errors import GeoRiskError
 from tiles import StackSpec, build_stack, chip_index, open_store, write_chip_store, write_stack
 from tiles.forest_change import (ForestChangeSpec, HansenGFC, LossMasks, RasterBand, YearlyMasks, forestatrisk_codes,
                                  period_codes, prodes_table)
-from tiles.stack import EcoForestDensity, EcoPolygons, GridSpec, RasterInput
+from tiles.eco import EcoForestDensity, EcoPolygons
+from tiles.stack import GridSpec, RasterInput
 from tiles.vectors import VectorSource
 from tiles.atomic import atomic_dir, clean_stale
 from tiles.store import check_split

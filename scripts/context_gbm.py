@@ -16,29 +16,31 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+import dask
+import dask.array as da
 import numpy as np
 import rasterio
-from scipy import ndimage as ndi
 from scipy.special import expit
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from geo_risk.baselines import fit_gbm, sample_pixels
 from tiles import open_store
+from tiles.bands import share_bands
+from tiles.blockwise import window_share
 from tiles.chips import normalise
+from tiles.grid import CHUNK_PX
 
 
 def window_shares(period, bands: list[str], windows: list[int]) -> tuple[np.ndarray, list[str]]:
-    """(k, H, W) shares of forest and past loss in each window, and their names."""
+    """(k, H, W) shares of forest and past loss in each window (:func:`tiles.blockwise.window_share`, as
+    ``layers.context_windows_px`` puts them in the stack), and their band names."""
     f = period["features"]
-    layers = {"forest": f.sel(band="forest").values > 0.5}
-    if "past_loss" in bands:
-        layers["past_loss"] = f.sel(band="past_loss").values > 0.5
-    out, names = [], []
-    for w in windows:
-        for name, m in layers.items():
-            out.append(ndi.uniform_filter(m.astype(np.float32), w, mode="constant", cval=0.0))
-            names.append(f"{name}_share_{w}px")
-    return np.stack(out), names
+    masks = [f.sel(band="forest").values > 0.5]
+    past = "past_loss" in bands
+    if past:
+        masks.append(f.sel(band="past_loss").values > 0.5)
+    out = [window_share(da.from_array(m, chunks=CHUNK_PX), w) for w in windows for m in masks]
+    return np.stack(dask.compute(*out)), share_bands(windows, past)
 
 
 def with_context(sample, shares: np.ndarray, names: list[str]):

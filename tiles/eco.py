@@ -13,7 +13,7 @@ import pandas as pd
 from geo_risk_errors import ConfigError, InputDataError
 from tiles.blockwise import burn_blocks, exact_quantile, window_share
 from tiles.errors import InvalidGeometryError
-from tiles.grid import CHUNK_PX, Grid
+from tiles.grid import Grid
 from tiles.vectors import VectorSource, read_vector
 
 log = logging.getLogger(__name__)
@@ -97,4 +97,4 @@ def eco_forest_density(forest: da.Array, window_m: float, resolution_m: float, y
     note = (f"forest area density: share of forest in a {side * resolution_m:g} m window ({side} × {side} px) "
             f"in {year}" + (f", to the power {power:g}" if power != 1 else ""))
     log.info("eco_weight: %s", note)
-    return density.rechunk(CHUNK_PX), note
+    return density, note
