@@ -113,6 +113,10 @@ CASES = {
                                                             "forecast": {"start_year": 2010, "end_year": 2015}}},
                                ForestChangeError, ["period 'train' (2015→2020)", "forest_change.tif",
                                                    "no positive pixel", "check the period's years"]),
+    "forest-density window wider than the region": (lambda f: None, {"eco_weight": {"source": "forest_density",
+                                                                                   "window_m": 1_000_000}},
+                                                    ConfigError, ["layers.eco_weight.window_m", "wider than the grid",
+                                                                  "give a window inside the region"]),
 }
 
 
