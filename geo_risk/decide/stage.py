@@ -18,15 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
 import geo_risk.decide as package  # the COG writer is looked up on the package: tests replace it there
-from geo_risk.config import CostScaleConfig, DecisionConfig, RunConfig
+from geo_risk.config import DecisionConfig, RunConfig
 from geo_risk.decide.budgets import Budget, Plan, solve
-from geo_risk.decide.costs import multiplier, pixel_costs
-from geo_risk.decide.errors import DecisionInputError, DecisionLayerError, DecisionWarning
+from geo_risk.decide.costs import pixel_costs
+from geo_risk.decide.errors import DecisionInputError, DecisionWarning
+from geo_risk.decide.layers import CostLayers, on_grid, pixel_area_ha, read_raster
 from geo_risk.decide.rules import NODATA, dominated_actions, expected_costs, rule_text, two_action_rule
-from geo_risk.export import true_values
 from geo_risk.paths import RunPaths
 from geo_risk.provenance import provenance_tags
 from geo_risk_errors import InputDataError
@@ -130,143 +129,6 @@ class DecideResult:
     summary: DecisionSummary | None = None
 
 
-@dataclass(frozen=True)
-class _Grid:
-    crs: object
-    transform: object
-    shape: tuple[int, int]
-
-    def same(self, other: _Grid) -> bool:
-        return (self.shape == other.shape and self.crs == other.crs
-                and self.transform.almost_equals(other.transform, precision=1e-6 * abs(self.transform.a)))
-
-    def describe(self) -> str:
-        t = self.transform
-        h, w = self.shape
-        return (f"{w}×{h} px of {abs(t.a):g}×{abs(t.e):g}, origin ({t.c:g}, {t.f:g}), "
-                f"{self.crs.to_string() if self.crs else 'no CRS'}")
-
-    def warp_hint(self) -> str:
-        t = self.transform
-        h, w = self.shape
-        xmin, ymax = t.c, t.f
-        xmax, ymin = xmin + w * t.a, ymax + h * t.e
-        srs = self.crs.to_string() if self.crs else "?"
-        return f"gdalwarp -t_srs {srs} -te {xmin:g} {ymin:g} {xmax:g} {ymax:g} -ts {w} {h} -r bilinear IN.tif OUT.tif"
-
-
-def _read_raster(path: Path, what: str) -> tuple[np.ndarray, _Grid]:
-    with rasterio.open(path) as src:  # true values: nodata → NaN, scale/offset applied (uint16 risk.tif)
-        data = true_values(src)
-        grid = _Grid(src.crs, src.transform, (src.height, src.width))
-    return data, grid
-
-
-def _on_grid(path: Path, what: str, risk_grid: _Grid, risk_path: Path) -> np.ndarray:
-    """Read a raster that must lie on risk.tif's grid, or say how to put it there."""
-    if not Path(path).is_file():
-        raise DecisionLayerError(f"{what}: {path} not found — give an existing raster on the grid of {risk_path}")
-    try:
-        data, grid = _read_raster(path, what)
-    except rasterio.errors.RasterioError as e:
-        raise DecisionLayerError(f"{what}: cannot read {path} ({e}) — give a GeoTIFF on the grid of {risk_path}") \
-            from None
-    if not grid.same(risk_grid):
-        raise DecisionLayerError(
-            f"{what}: {path} is on another grid ({grid.describe()}) than {risk_path.name} ({risk_grid.describe()}) — "
-            f"resample it onto the run's grid, e.g. `{risk_grid.warp_hint()}`")
-    return data
-
-
-class _Layers:
-    """The layers the cost multipliers need, read once each and flattened over the decided pixels."""
-
-    def __init__(self, cfg: RunConfig, paths: RunPaths, grid: _Grid, valid: np.ndarray):
-        self.cfg, self.paths, self.grid, self.valid = cfg, paths, grid, valid
-        self._stack = None
-        self._names: dict[str, int] | None = None
-
-    def stack(self, key: str):
-        if self._stack is None:
-            from tiles import open_store
-
-            if not self.paths.stack.exists():
-                raise DecisionLayerError(f"{key} needs the layer stack {self.paths.stack}, which is missing — run "
-                                         "`geo-risk tile CONFIG` first, or remove the key")
-            ds = open_store(self.paths.stack, "layer stack")
-            h, w = self.grid.shape
-            t = self.grid.transform
-            xs, ys = t.c + (np.arange(w) + 0.5) * t.a, t.f + (np.arange(h) + 0.5) * t.e
-            tol = 1e-6 * abs(t.a)
-            if (ds.sizes.get("y"), ds.sizes.get("x")) != (h, w) or not (
-                    np.allclose(ds["x"].values, xs, atol=tol) and np.allclose(ds["y"].values, ys, atol=tol)):
-                raise DecisionLayerError(f"{key}: the layer stack {self.paths.stack} is on another grid than "
-                                         f"{self.paths.probability} — run `geo-risk tile` and `geo-risk predict` "
-                                         "again so both come from the same config")
-            self._stack = ds
-        return self._stack
-
-    def eco(self, key: str) -> np.ndarray:
-        return np.asarray(self.stack(key)["eco"].values, dtype=np.float64)[self.valid]
-
-    def band(self, name: str, key: str) -> np.ndarray:
-        ds = self.stack(key)
-        bands = [str(b) for b in ds["band"].values]
-        if name not in bands:
-            raise DecisionLayerError(f"{key}: band {name!r} is not in the stack {self.paths.stack} — one of "
-                                     f"{[b for b in bands if b.endswith('_m')]}")
-        period = "forecast" if "forecast" in [str(p) for p in ds["period"].values] else ds["period"].values[-1]
-        return np.asarray(ds["features"].sel(period=period, band=name).values, dtype=np.float64)[self.valid]
-
-    def zone(self, key: str) -> np.ndarray:
-        return np.asarray(self.stack(key)["zone"].values)[self.valid]
-
-    def zone_ids(self, factors: dict, key: str) -> dict[int, float]:
-        out = {}
-        for k, v in factors.items():
-            if isinstance(k, int) or (isinstance(k, str) and k.isdigit()):
-                out[int(k)] = float(v)
-                continue
-            if self._names is None:
-                import geopandas as gpd
-
-                if not self.paths.zones.is_file():
-                    raise DecisionLayerError(f"{key}: zone {k!r} is named but {self.paths.zones} is missing — run "
-                                             "`geo-risk tile CONFIG` with layers.zones, or give zone ids")
-                t = gpd.read_file(self.paths.zones, columns=["zone_id", "name"], ignore_geometry=True)
-                self._names = {str(n): int(i) for i, n in zip(t.zone_id, t.name)}
-            if k not in self._names:
-                raise DecisionLayerError(f"{key}: no zone is named {k!r} in {self.paths.zones} — zones: "
-                                         f"{sorted(self._names)}")
-            out[self._names[k]] = float(v)
-        return out
-
-    def raster(self, path: Path, key: str) -> np.ndarray:
-        return _on_grid(self.cfg.data_path(path), key, self.grid, self.paths.probability)[self.valid]
-
-    def multiplier(self, sc: CostScaleConfig, key: str) -> np.ndarray | None:
-        if sc.is_identity:
-            return None
-        n = int(self.valid.sum())
-        return multiplier(
-            n,
-            eco=self.eco(f"{key}.eco_factor") if sc.eco_factor else None, eco_factor=sc.eco_factor,
-            distance_m=self.band(sc.distance_band, f"{key}.distance_band") if sc.per_km else None, per_km=sc.per_km,
-            zone=self.zone(f"{key}.zones") if sc.zones else None,
-            zone_factors=self.zone_ids(dict(sc.zones), f"{key}.zones") if sc.zones else None,
-            raster=self.raster(sc.raster, f"{key}.raster") if sc.raster else None,
-            names={"eco": f"{key}.eco_factor (the stack's eco layer)",
-                   "distance": f"{key}.distance_band ({sc.distance_band})",
-                   "zone": f"{key}.zones", "raster": f"{key}.raster ({sc.raster})"})
-
-
-def _pixel_area_ha(grid: _Grid) -> float:
-    if grid.crs is None or not grid.crs.is_projected:
-        return math.nan
-    metres = grid.crs.linear_units_factor[1]
-    return abs(grid.transform.a * grid.transform.e) * metres ** 2 / 10_000
-
-
 def config_budgets(dc: DecisionConfig, pixel_area_ha: float, cost: np.ndarray) -> list[Budget]:
     """The config's budgets for :func:`~geo_risk.decide.budgets.solve`: ``max_ha`` weighs each pixel by
     its area, ``max_cost`` by what the action costs there (``cost[a, stays_forest]``, per pixel when
@@ -306,7 +168,7 @@ def run_decide(cfg: RunConfig) -> DecideResult:
     dc = cfg.decision
     if not paths.probability.is_file():
         raise InputDataError(f"{paths.probability} not found — run `geo-risk predict CONFIG` first")
-    prob, grid = _read_raster(paths.probability, "risk.tif")
+    prob, grid = read_raster(paths.probability, "risk.tif")
     valid = np.isfinite(prob)
     if not valid.any():
         raise DecisionInputError(f"{paths.probability} has no pixel with a probability — run `geo-risk predict "
@@ -322,7 +184,7 @@ def run_decide(cfg: RunConfig) -> DecideResult:
     unc_path = paths.root / UNCERTAINTY_NAME  # what predict writes beside risk.tif
     if k > 0:
         if unc_path.is_file():
-            sigma = _on_grid(unc_path, "uncertainty.tif", grid, paths.probability)[valid]
+            sigma = on_grid(unc_path, "uncertainty.tif", grid, paths.probability)[valid]
             missing = ~np.isfinite(sigma)
             if missing.any():
                 notes.append(f"uncertainty.tif has no value at {int(missing.sum()):,} pixels with a probability: "
@@ -333,11 +195,11 @@ def run_decide(cfg: RunConfig) -> DecideResult:
                          "alone — run `geo-risk predict CONFIG` (it writes uncertainty.tif) to use it")
             k = 0.0
 
-    layers = _Layers(cfg, paths, grid, valid)
+    layers = CostLayers(cfg, paths, grid, valid)
     cost = pixel_costs(np.array(dc.cost, dtype=np.float64),
                        layers.multiplier(dc.action_cost_scale, "decision.action_cost_scale"),
                        layers.multiplier(dc.damage_scale, "decision.damage_scale"))
-    pixel_ha = _pixel_area_ha(grid)
+    pixel_ha = pixel_area_ha(grid)
     if not math.isfinite(pixel_ha) and any(b.max_ha is not None for b in dc.budgets):
         raise DecisionInputError(f"decision.budgets: max_ha needs a grid in metres, and {paths.probability} is not "
                                  "on a projected grid, so its pixels have no area in ha — use max_cost")
