@@ -1,17 +1,5 @@
-"""The files stages hand each other: one typed definition per artefact, with its writer and reader.
-
-| artefact            | written by | read by                     | defined here as                   |
-|---------------------|------------|-----------------------------|-----------------------------------|
-| ``model.pt`` meta   | train      | predict, scripts            | :class:`CheckpointMeta` (versioned) |
-| ``train_log.csv``   | train      | plots, users                | :func:`train_log_columns`          |
-| ``risk.tif`` tags   | predict    | evaluate                    | :class:`RiskTags`                  |
-| ``zone_risk.csv``   | predict    | evaluate, map               | :data:`ZONE_TABLE_COLUMNS`         |
-| ``metrics.json``    | evaluate   | cli, users, report          | :class:`Metrics` (versioned)       |
-
-The layer stack and chip store (Zarr) are defined in :mod:`tiles.store`, band names in
-:mod:`tiles.bands`. A file written by an older version is recognised and refused with the command
-that rebuilds it, never half-read.
-"""
+"""``metrics.json`` (written by evaluate, read by the CLI summary, the map and people): one typed
+block per part of the evaluation, versioned by :data:`METRICS_FORMAT`."""
 
 from __future__ import annotations
 
@@ -23,106 +11,11 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-import pandas as pd
-
-from geo_risk_errors import CheckpointError, InputDataError
+from geo_risk_errors import InputDataError
 from tiles.atomic import atomic_file
 
-#: version of the checkpoint metadata; bump when a field changes meaning or is removed
-CHECKPOINT_FORMAT = 1
 #: version of metrics.json (2: all forest pixels scored, typed evaluation blocks)
 METRICS_FORMAT = 2
-
-
-# ---------------------------------------------------------------- model.pt
-@dataclass(frozen=True)
-class CheckpointMeta:
-    """Everything predict needs besides the weights: the model, its inputs and its calibration."""
-
-    model: dict[str, Any]  # geo_risk.config.ModelConfig, dumped
-    bands: list[str]
-    band_stats: dict[str, dict[str, Any]]
-    num_zones: int
-    temperature: float
-    epoch: int
-    val_auc: float
-    val_ap: float
-    config_yaml: str
-    format: int = CHECKPOINT_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, meta: Any, path: Path) -> CheckpointMeta:
-        """Check the format version and the fields; a clear CheckpointError otherwise."""
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"checkpoint {path} holds no metadata — retrain with `geo-risk train CONFIG`")
-        version = meta.get("format")
-        if version != CHECKPOINT_FORMAT:
-            written = "an older geo-risk (no format version)" if version is None else f"checkpoint format {version}"
-            raise CheckpointError(
-                f"checkpoint {path} was written by {written}; this geo-risk reads format {CHECKPOINT_FORMAT} — "
-                "retrain with `geo-risk train CONFIG`")
-        names = {f.name for f in fields(cls)}
-        missing = names - set(meta)
-        if missing:
-            raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)} — retrain with `geo-risk train CONFIG`")
-        return cls(**{k: meta[k] for k in names})
-
-
-# ---------------------------------------------------------------- train_log.csv
-def train_log_columns(loss_parts: tuple[str, ...]) -> list[str]:
-    """Columns of ``train_log.csv``: epoch, train total and each loss part, validation loss, AUC, AP."""
-    return ["epoch", "train_total", *(f"train_{p}" for p in loss_parts), "val_total", "val_auc", "val_ap"]
-
-
-# ---------------------------------------------------------------- risk.tif
-@dataclass(frozen=True)
-class RiskTags:
-    """GDAL metadata tags of ``risk.tif`` that later stages read back."""
-
-    description: str
-    model: str
-    run: str
-    zone_fairness_lambda: float
-    units: str = "probability"
-
-    def to_tags(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_tags(cls, tags: dict[str, str], path: Path) -> RiskTags:
-        try:
-            return cls(description=tags["description"], model=tags["model"], run=tags["run"],
-                       zone_fairness_lambda=float(tags["zone_fairness_lambda"]), units=tags.get("units", "probability"))
-        except (KeyError, ValueError) as e:
-            raise InputDataError(f"{path} lacks the geo-risk tag {e} — it was not written by `geo-risk predict`; "
-                                 "run `geo-risk predict CONFIG` again") from None
-
-
-# ---------------------------------------------------------------- zone_risk.csv
-#: per counted zone: pixels, mean risk of the model and of the map (after the fairness projection), offset
-ZONE_TABLE_COLUMNS = ["zone_id", "name", "pixels", "mean_risk_model", "mean_risk_map", "logit_offset"]
-
-
-def write_zone_table(path: Path, table: pd.DataFrame, atomic: bool = True) -> None:
-    """Write ``zone_risk.csv``, columns in the documented order; atomically unless ``path`` is
-    already a temporary path (``atomic=False``, e.g. one of ``tiles.atomic.atomic_files``)."""
-    with atomic_file(path) if atomic else nullcontext(Path(path)) as tmp:
-        table[ZONE_TABLE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
-
-
-def read_zone_table(path: Path) -> pd.DataFrame:
-    """Read ``zone_risk.csv``; a clear error when it is missing a column."""
-    try:
-        table = pd.read_csv(path, dtype={"name": str}, keep_default_na=False, na_values={"name": []})
-    except (OSError, pd.errors.ParserError) as e:
-        raise InputDataError(f"{path} is unreadable ({e}) — run `geo-risk predict CONFIG` again") from e
-    missing = [c for c in ZONE_TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputDataError(f"{path} lacks the columns {missing} — run `geo-risk predict CONFIG` again")
-    return table[ZONE_TABLE_COLUMNS]
 
 
 # ---------------------------------------------------------------- metrics.json
