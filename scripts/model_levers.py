@@ -114,8 +114,10 @@ def main() -> None:
     ap.add_argument("--baselines", action="store_true", help="also fit and score the GLM and GBM")
     ap.add_argument("--vt0007-cell-m", type=float, default=None,
                     help="also VT0007's prediction MedAE on square cells of this side (e.g. 1000)")
-    ap.add_argument("variants", nargs="+")
+    ap.add_argument("variants", nargs="*", help="none: only the baselines (with --baselines)")
     args = ap.parse_args()
+    if not args.variants and not args.baselines:
+        ap.error("give a variant, or --baselines to score only the baselines")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     args.base.mkdir(parents=True, exist_ok=True)
     tiles = args.tiles.resolve()
