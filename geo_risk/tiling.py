@@ -102,6 +102,7 @@ def stack_spec(cfg: RunConfig) -> StackSpec:
         periods=periods,
         eco_weight=eco_spec,
         eco_as_input=eco is not None and eco.as_input,
+        eco_power=eco.power if eco is not None and eco.source == "raster" else 1.0,
         rasters={n: _raster(cfg, r) for n, r in layers.rasters.items()},
         distance_to={n: _vector(cfg, v) for n, v in layers.distance_to.items()},
         distance_margin_m=layers.distance_margin_m,

@@ -75,6 +75,8 @@ class StackSpec:
     eco_weight: RasterInput | EcoPolygons | EcoForestDensity | None = None
     #: the scaled ecological weight is also a band of ``features`` (:data:`tiles.bands.ECO_BAND`)
     eco_as_input: bool = False
+    #: a raster weight (:class:`RasterInput`) is its scaled value raised to this power
+    eco_power: float = 1.0
     rasters: dict[str, RasterInput] = field(default_factory=dict)
     distance_to: dict[str, VectorSource | Path] = field(default_factory=dict)
     #: features this far beyond the grid still count for the distances (a town 5 km outside is 5 km away)
@@ -212,6 +214,9 @@ def build_stack(spec: StackSpec) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
             eco_raw = raw
         eco = normalise_eco_lazy(eco_raw, any_forest)
         eco_note = f"raster {e.path}, scaled to [0, 1] by its 0.99 quantile over forest"
+        if spec.eco_power != 1:
+            eco = (eco ** np.float32(spec.eco_power)).astype("float32")
+            eco_note += f", to the power {spec.eco_power:g}"
     elif isinstance(e, EcoPolygons):
         eco, eco_note = eco_from_polygons(e, grid)
     elif isinstance(e, EcoForestDensity):

@@ -37,6 +37,10 @@ class EcoRaster(RasterLayer):
     # the scaled weight is also an input band of the model ("eco_weight"), so the network can tell valuable
     # forest from the rest: about +1 point of eco-weighted recall at equal loss.lambda_eco on the demo
     as_input: bool = True
+    # the weight is the scaled raster raised to this power (loss, input band and eco-weighted metrics alike):
+    # > 1 sets the most valuable forest further apart, so loss.lambda_eco can move the map further towards
+    # it (docs/losses.md)
+    power: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
 
 
 class EcoPolygons(_Strict):

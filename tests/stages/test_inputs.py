@@ -192,6 +192,21 @@ def test_eco_weight_is_an_input_band_unless_told_otherwise(synthetic_region, tmp
     assert "eco_weight" not in list(ds.band.values)
 
 
+def test_a_raster_eco_weight_raised_to_a_power(synthetic_region, synthetic_stack, tmp_path):
+    """``power`` sharpens a raster weight: the stack's weight (and its input band) is the scaled raster
+    to that power, the note says so; a power outside (0, 10] is refused by the config."""
+    linear = synthetic_stack[0]["eco"].values
+    assert 0 < np.nanmin(linear[linear > 0]) < 1  # a weight with values strictly inside (0, 1) to sharpen
+    eco = {"path": "eco.tif", "resampling": "bilinear", "power": 3}
+    ds, _ = stack_of(config(synthetic_region, tmp_path, eco_weight=eco))
+    np.testing.assert_allclose(ds["eco"].values, linear**3, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(band(ds, "eco_weight"), ds["eco"].values)
+    assert "to the power 3" in ds.attrs["eco_weight"]
+    for bad in (0, -1, 11):
+        with pytest.raises(ConfigError, match="power"):
+            config(synthetic_region, tmp_path, eco_weight={**eco, "power": bad})
+
+
 def test_a_raster_named_like_the_eco_band_is_a_config_error(synthetic_region, tmp_path):
     raw = yaml.safe_load(synthetic_region.read_text())
     rasters = {**raw["layers"].get("rasters", {}), "eco_weight": next(iter(raw["layers"]["rasters"].values()))}
