@@ -508,3 +508,44 @@ def test_polygon_cells(source, synthetic_region, tmp_path):
     far.to_file(tmp_path / "far.geojson", driver="GeoJSON")
     with pytest.raises(InputDataError, match="no polygon covers a forest pixel"):
         run_evaluate(synthetic_config(synthetic_region, run, evaluate={"cells_path": str(tmp_path / "far.geojson")}))
+
+
+def test_vt0007_classes_crossed_with_the_zones(source, synthetic_region, tmp_path, evaluated):
+    """evaluate.vt0007_zones: UDef-ARP's modelling regions (class × division) for the benchmark and every map,
+    said in metrics.json; the benchmark's tests are those of vt0007 called with the zones."""
+    from geo_risk.evaluate import run_evaluate
+    from geo_risk.evaluate import vt0007 as vt
+    from geo_risk.evaluate.inputs import load_inputs
+    from geo_risk.evaluate.verra import benchmark
+
+    assert evaluated[0].vt0007.modeling_regions == "none"  # the default
+    run = _copy(source, tmp_path / "run")
+    cfg = _cfg(synthetic_region, run, vt0007_zones=True, bootstrap=0)
+    m = run_evaluate(cfg)
+    assert m.vt0007.modeling_regions.startswith("the 3 zones of layers.zones (")
+    x = load_inputs(cfg)
+    cells = vt.square_cells(x.inside.shape, x.pixel_size_m, CELL_M, valid=x.inside)
+    b = benchmark(x.cal, x.cnf, x.pixel_size_m[0], x.pixel_area_ha, x.zone)
+    fit = vt.fit_test(b.classes_cal, x.cal.loss, x.cal.forest, years=x.cal.years, pixel_area_ha=x.pixel_area_ha,
+                      cells=cells, zones=x.zone)[1]
+    pred = vt.prediction_test(b.classes_cnf, b.density, x.cnf.loss, x.cnf.forest, years=x.cnf.years, cells=cells,
+                              zones=x.zone)
+    assert m.vt0007.benchmark.fit.medae_ha == pytest.approx(fit.validation.medae_ha)
+    assert m.vt0007.benchmark.prediction.medae_ha == pytest.approx(pred.validation.medae_ha)
+    # crossed densities: the fitted benchmark map holds each zone's own calibration-period loss
+    dens = fit.allocation.density_ha_per_pixel_yr * x.cal.years
+    for z in np.unique(x.zone[x.cal.forest & (x.zone > 0)]):
+        inz = x.cal.forest & (x.zone == z)
+        assert dens[inz].sum() == pytest.approx((x.cal.loss & inz).sum() * x.pixel_area_ha)
+    assert "VT0007 modelling regions" in RunPaths(run).report.read_text()
+
+
+def test_vt0007_zones_without_a_zones_layer_warns(synthetic_region, caplog):
+    from geo_risk.evaluate.report import _modeling_regions
+
+    cfg = synthetic_config(synthetic_region, layers={"zones": None}, evaluate={"vt0007_zones": True})
+    zone2d, forest = np.ones((4, 4), np.int32), np.ones((4, 4), bool)
+    with caplog.at_level("WARNING"):
+        zones, label = _modeling_regions(cfg, zone2d, forest)
+    assert zones is None and label.startswith("none")
+    assert "evaluate.vt0007_zones is set but layers.zones is not" in caplog.text

@@ -70,3 +70,5 @@ def test_forecast_is_scored_on_the_2010_2020_loss(run_dir):
     # one epoch on 40 chips ranks pixels no better than chance either way; the full run's numbers are in
     # docs/your-region.md. The baseline shows the labels and edges are right.
     assert 0 <= m["model"]["auc"] <= 1 and m["baseline_distance_to_edge"]["auc"] > 0.8
+    # VT0007's classes crossed with the 4 arrondissements (evaluate.vt0007_zones in the config)
+    assert m["vt0007"]["modeling_regions"] == "the 4 zones of layers.zones (aoi-MTQ-latlon.gpkg, layer subj)"

@@ -162,6 +162,7 @@ class Vt0007Metrics:
     shortfall_ha_per_yr: float | None = None
     skipped: str = ""  # why VT0007 was not run (empty when it was)
     class_method: str = ""  # how the models' probabilities became the 30 classes: equal_area or geometric
+    modeling_regions: str = ""  # what the classes are crossed with (UDef-ARP's administrative divisions), or "none"
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ def _header(cfg: RunConfig, m: Metrics, temperature: float) -> str:
         ["cost matrix C[action, state]", escape(cost)],
         ["VT0007 cells", escape(m.vt0007.cells if m.vt0007 else "—")],
         ["VT0007 classes of a model's map", escape(m.vt0007.class_method.replace("_", " ") if m.vt0007 else "—")],
+        ["VT0007 modelling regions (classes crossed with)", escape(m.vt0007.modeling_regions or "—" if m.vt0007 else "—")],
         ["bootstrap (zone intervals)", f"{ec.bootstrap} replicates of {ec.bootstrap_block_px}-px blocks, "
                                        f"{ec.confidence:.0%} intervals"],
     ]

@@ -211,7 +211,7 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
     dist_rank = -np.where(known, dist, (dist[known].max() if known.any() else 0.0) + 1.0)
 
     # VT0007: the benchmark, the calibration-period map, the tests
-    zones_vt = zone2d if (ec.vt0007_zones and cfg.layers.zones is not None) else None
+    zones_vt, zones_label = _modeling_regions(cfg, zone2d, cnf.forest)
     bench = benchmark(cal, cnf, x.pixel_size_m[0], x.pixel_area_ha, zones_vt)
     p_bench2d = np.nan_to_num(benchmark_probability(bench, cnf, zones_vt))
     t_cal = time.perf_counter()
@@ -233,7 +233,8 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         pairs.append(MapPair(name, np.where(x.valid_cal, b_cal, np.nan), np.where(pop, b_cnf, np.nan)))
     vt_run = run_vt0007(cal, cnf, bench, pairs, cells=cells, cells_label=cells_label, pixel_area_ha=x.pixel_area_ha,
                         expected_ha_per_yr=ec.expected_ha_per_yr, min_forest_fraction=ec.min_forest_fraction,
-                        cell_size_m=ec.cell_size_m, zones=zones_vt, class_method=ec.vt0007_classes)
+                        cell_size_m=ec.cell_size_m, zones=zones_vt, zones_label=zones_label,
+                        class_method=ec.vt0007_classes)
 
     # scorecards and reliability over the population
     probs = {MAP: p_map2d[pop]}
@@ -338,6 +339,20 @@ def run_evaluate(cfg: RunConfig) -> Metrics:
         stale.unlink(missing_ok=True)
     _log(metrics, time.perf_counter() - t0, paths)
     return metrics
+
+
+def _modeling_regions(cfg: RunConfig, zone2d: np.ndarray, forest: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """VT0007's modelling regions (UDef-ARP: vulnerability class × administrative division): the zones
+    when ``evaluate.vt0007_zones`` is set, else None. Set without a zones layer: a warning, no crossing."""
+    if not cfg.evaluate.vt0007_zones:
+        return None, "none"
+    if cfg.layers.zones is None:
+        log.warning("evaluate.vt0007_zones is set but layers.zones is not: VT0007's classes are not crossed with "
+                    "any division — add layers.zones (the jurisdiction's administrative divisions) or unset it")
+        return None, "none (evaluate.vt0007_zones set without layers.zones)"
+    z = cfg.layers.zones
+    n = int(np.unique(zone2d[forest & (zone2d > 0)]).size)
+    return zone2d, f"the {n} zones of layers.zones ({z.path.name}{f', layer {z.layer}' if z.layer else ''})"
 
 
 def _cells(cfg: RunConfig, x: RunInputs) -> tuple[np.ndarray | None, str]:

@@ -129,7 +129,7 @@ def check_expected(cnf: PeriodLayers, expected_ha_per_yr: float | None, pixel_ar
 def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: list[MapPair], *,
                cells: np.ndarray | None, cells_label: str, pixel_area_ha: float,
                expected_ha_per_yr: float | None, min_forest_fraction: float = 0.0, cell_size_m: float | None = None,
-               zones: np.ndarray | None = None, class_method: str = "equal_area") -> Vt0007Run:
+               zones: np.ndarray | None = None, zones_label: str = "", class_method: str = "equal_area") -> Vt0007Run:
     """Fit and prediction tests of the benchmark and every map, the verdicts, and density.tif's map.
 
     ``cells`` None: the validation is skipped (``cells_label`` says why) but density.tif is still
@@ -172,6 +172,7 @@ def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: lis
     metrics = Vt0007Metrics(
         calibration_period=cal.name, confirmation_period=cnf.name, threshold_m=bench.threshold_m,
         cells=cells_label, cell_size_m=cell_size_m, min_forest_fraction=min_forest_fraction, class_method=class_method,
+        modeling_regions=(zones_label or f"{len(np.unique(zones))} zones") if zones is not None else "none",
         benchmark=bench_row,
         models=rows if cells is not None else [], density_map=density_name, expected_ha_per_yr=expected,
         expected_source=source, allocated_ha_per_yr=alloc.allocated_ha_per_yr,
