@@ -135,6 +135,8 @@ def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: lis
     ``cells`` None: the validation is skipped (``cells_label`` says why) but density.tif is still
     allocated. The density map is the first map of ``maps`` that has a calibration-period map
     (its calibration densities on its confirmation-period classes), else the benchmark's.
+    ``zones`` crosses every map's classes with those divisions (VT0007's modelling regions);
+    ``zones_label`` says what they are in the metrics' ``modeling_regions``.
     """
     expected = check_expected(cnf, expected_ha_per_yr, pixel_area_ha)
     source = "config" if expected_ha_per_yr is not None else "observed"
@@ -172,7 +174,7 @@ def run_vt0007(cal: PeriodLayers, cnf: PeriodLayers, bench: Benchmark, maps: lis
     metrics = Vt0007Metrics(
         calibration_period=cal.name, confirmation_period=cnf.name, threshold_m=bench.threshold_m,
         cells=cells_label, cell_size_m=cell_size_m, min_forest_fraction=min_forest_fraction, class_method=class_method,
-        modeling_regions=(zones_label or f"{len(np.unique(zones))} zones") if zones is not None else "none",
+        modeling_regions=(zones_label or f"{np.unique(zones[zones > 0]).size} zones") if zones is not None else "none",
         benchmark=bench_row,
         models=rows if cells is not None else [], density_map=density_name, expected_ha_per_yr=expected,
         expected_source=source, allocated_ha_per_yr=alloc.allocated_ha_per_yr,
