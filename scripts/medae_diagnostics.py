@@ -30,8 +30,8 @@ from scipy.special import expit
 from geo_risk.config.load import load_config
 from geo_risk.evaluate import vt0007 as vt
 from geo_risk.evaluate.inputs import load_inputs, zone_offsets
-from geo_risk.evaluate.report import _cells, calibration_period_logits
-from geo_risk.evaluate.verra import benchmark
+from geo_risk.evaluate.report import calibration_period_logits
+from geo_risk.evaluate.verra import benchmark, cell_grid
 from geo_risk.paths import RunPaths
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     cfg = load_config(args.config, {"output_dir": str(args.run), "evaluate": {"cell_size_m": args.cell_m}})
     x = load_inputs(cfg)
     cal, cnf, px_ha = x.cal, x.cnf, x.pixel_area_ha
-    cells, label = _cells(cfg, x)
+    cells, label = cell_grid(x.inside.shape, x.pixel_size_m, x.inside, args.cell_m, True)  # square, whatever cells_path says
     cache = args.run / "calibration_logits.npy"
     if cache.exists():
         logits_cal = np.load(cache)
