@@ -45,7 +45,8 @@ def main() -> None:
     cfg = load_config(args.config, {"output_dir": str(args.run), "evaluate": {"cell_size_m": args.cell_m}})
     x = load_inputs(cfg)
     cal, cnf, px_ha = x.cal, x.cnf, x.pixel_area_ha
-    cells, label = cell_grid(x.inside.shape, x.pixel_size_m, x.inside, args.cell_m, True)  # square, whatever cells_path says
+    # square cells of --cell-m, whatever evaluate.cells_path says
+    cells, label = cell_grid(x.inside.shape, x.pixel_size_m, x.inside, args.cell_m, True)
     cache = args.run / "calibration_logits.npy"
     if cache.exists():
         logits_cal = np.load(cache)
